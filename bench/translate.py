@@ -1,0 +1,151 @@
+"""Translation at scale: N HTTPRoutes over 50 hostnames and 1,000 Services → IR → xDS.
+
+Prints the time of each stage and the process's peak RSS; the last line is JSON with
+``routes``, ``translate_s`` (Gateway API → xDS, loading excluded) and ``peak_rss_mib``.
+
+    python bench/translate.py --routes 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import time
+
+from egobs import gatewayapi
+from egobs.resources import load_text
+from egobs.resources.loader import Resources
+from egobs.xds.translate import Translator
+
+HOSTNAMES = 50
+SERVICES = 1000
+ENDPOINTS_PER_SERVICE = 3
+
+
+def make_input(routes: int) -> str:
+    docs = [
+        """apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: egobs}
+spec: {controllerName: gateway.egobs.dev/gatewayclass-controller}""",
+        """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: eg, namespace: bench}
+spec:
+  gatewayClassName: egobs
+  listeners:
+    - {name: http, protocol: HTTP, port: 80}""",
+    ]
+    for s in range(SERVICES):
+        docs.append(
+            f"""apiVersion: v1
+kind: Service
+metadata: {{name: svc-{s}, namespace: bench}}
+spec:
+  ports: [{{name: http, port: 80}}]"""
+        )
+        addrs = ", ".join(
+            f"{{addresses: [127.0.{s // 250}.{(s % 250) + 1}]}}" for _ in range(ENDPOINTS_PER_SERVICE)
+        )
+        docs.append(
+            f"""apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: svc-{s}-a, namespace: bench, labels: {{kubernetes.io/service-name: svc-{s}}}}}
+addressType: IPv4
+ports: [{{name: http, port: {8000 + s % 1000}}}]
+endpoints: [{addrs}]"""
+        )
+    for r in range(routes):
+        docs.append(
+            f"""apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: route-{r}, namespace: bench}}
+spec:
+  parentRefs: [{{name: eg}}]
+  hostnames: [host-{r % HOSTNAMES}.example.com]
+  rules:
+    - matches:
+        - path: {{type: PathPrefix, value: /api/r{r}}}
+          headers: [{{name: x-tenant, value: t{r % 7}}}]
+      filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier:
+            set: [{{name: x-route, value: r{r}}}]
+      backendRefs:
+        - {{name: svc-{r % SERVICES}, port: 80, weight: 90}}
+        - {{name: svc-{(r + 1) % SERVICES}, port: 80, weight: 10}}"""
+        )
+    return "\n---\n".join(docs) + "\n"
+
+
+def peak_rss_mib() -> float:
+    # ru_maxrss is KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--routes", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=3, help="translations to time; best is kept")
+    args = parser.parse_args(argv)
+
+    text = make_input(args.routes)
+    t0 = time.perf_counter()
+    resources = Resources.of(load_text(text, file="<bench>"))
+    load_s = time.perf_counter() - t0
+    del text
+    print(f"input: {args.routes} HTTPRoutes, {HOSTNAMES} hostnames, {SERVICES} Services; "
+          f"loaded in {load_s:.3f} s")
+
+    best: tuple[float, float, float] | None = None
+    counts: dict[str, int] = {}
+    for _ in range(max(1, args.repeat)):
+        gc.collect()
+        t0 = time.perf_counter()
+        result = gatewayapi.translate(resources, now="2026-01-01T00:00:00Z")
+        t1 = time.perf_counter()
+        translator = Translator()
+        sets = [translator.translate(gw) for gw in result.gateways.values()]
+        t2 = time.perf_counter()
+        run = (t1 - t0, t2 - t1, t2 - t0)
+        if best is None or run[2] < best[2]:
+            best = run
+        counts = {
+            "ir_routes": sum(len(lis.routes) for gw in result.gateways.values() for lis in gw.http),
+            "envoy_routes": sum(
+                len(vh.routes) for rs in sets for rc in rs.routes.values() for vh in rc.virtual_hosts
+            ),
+            "clusters": sum(len(rs.clusters) for rs in sets),
+            "statuses": len(result.statuses),
+        }
+    assert best is not None
+    gatewayapi_s, xds_s, translate_s = best
+    rss = peak_rss_mib()
+    print(f"gateway-api -> IR: {gatewayapi_s:.3f} s")
+    print(f"IR -> xDS:         {xds_s:.3f} s")
+    print(f"total:             {translate_s:.3f} s (best of {args.repeat})")
+    print(f"peak RSS:          {rss:.1f} MiB")
+    print(f"counts:            {counts}")
+    if counts.get("envoy_routes", 0) < args.routes:
+        print("error: fewer Envoy routes than input routes", file=sys.stderr)
+        return 1
+    print(
+        json.dumps(
+            {
+                "routes": args.routes,
+                "translate_s": round(translate_s, 4),
+                "peak_rss_mib": round(rss, 1),
+                "load_s": round(load_s, 4),
+                "gatewayapi_s": round(gatewayapi_s, 4),
+                "xds_s": round(xds_s, 4),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

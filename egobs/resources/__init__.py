@@ -1,0 +1,54 @@
+"""Typed models of the input kinds and YAML loading with precise errors."""
+
+from egobs.resources._base import ObjectMeta, Resource, Source, duration_seconds
+from egobs.resources.core import EndpointSlice, Namespace, Secret, Service
+from egobs.resources.envoygateway import Backend, EnvoyProxy
+from egobs.resources.gatewayapi import (
+    Gateway,
+    GatewayClass,
+    GRPCRoute,
+    HTTPRoute,
+    ReferenceGrant,
+    Route,
+    TCPRoute,
+    TLSRoute,
+    UDPRoute,
+)
+from egobs.resources.loader import (
+    KINDS,
+    LoadError,
+    ResourceError,
+    Resources,
+    load_paths,
+    load_text,
+    parse_object,
+)
+
+__all__ = [
+    "KINDS",
+    "Backend",
+    "EndpointSlice",
+    "EnvoyProxy",
+    "GRPCRoute",
+    "Gateway",
+    "GatewayClass",
+    "HTTPRoute",
+    "LoadError",
+    "Namespace",
+    "ObjectMeta",
+    "ReferenceGrant",
+    "Resource",
+    "ResourceError",
+    "Resources",
+    "Route",
+    "Secret",
+    "Service",
+    "Source",
+    "TCPRoute",
+    "TLSRoute",
+    "UDPRoute",
+    "duration_seconds",
+    "load_paths",
+    "load_text",
+    "parse_object",
+]
