@@ -48,7 +48,8 @@ spec:
   ports: [{{name: http, port: 80}}]"""
         )
         addrs = ", ".join(
-            f"{{addresses: [127.0.{s // 250}.{(s % 250) + 1}]}}" for _ in range(ENDPOINTS_PER_SERVICE)
+            f"{{addresses: [127.0.{s // 250}.{(s % 250) + 1}]}}"
+            for _ in range(ENDPOINTS_PER_SERVICE)
         )
         docs.append(
             f"""apiVersion: discovery.k8s.io/v1
@@ -97,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     resources = Resources.of(load_text(text, file="<bench>"))
     load_s = time.perf_counter() - t0
     del text
-    print(f"input: {args.routes} HTTPRoutes, {HOSTNAMES} hostnames, {SERVICES} Services; "
-          f"loaded in {load_s:.3f} s")
+    print(
+        f"input: {args.routes} HTTPRoutes, {HOSTNAMES} hostnames, {SERVICES} Services; "
+        f"loaded in {load_s:.3f} s"
+    )
 
     best: tuple[float, float, float] | None = None
     counts: dict[str, int] = {}
@@ -116,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         counts = {
             "ir_routes": sum(len(lis.routes) for gw in result.gateways.values() for lis in gw.http),
             "envoy_routes": sum(
-                len(vh.routes) for rs in sets for rc in rs.routes.values() for vh in rc.virtual_hosts
+                len(vh.routes)
+                for rs in sets
+                for rc in rs.routes.values()
+                for vh in rc.virtual_hosts
             ),
             "clusters": sum(len(rs.clusters) for rs in sets),
             "statuses": len(result.statuses),

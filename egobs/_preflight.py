@@ -37,8 +37,7 @@ def check_otel_proto() -> None:
         common = importlib.import_module("opentelemetry.proto.common.v1.common_pb2")
     except ImportError as exc:
         raise BrokenInstall(
-            f"opentelemetry-proto cannot be imported ({exc}).\n"
-            f"Fix: {otel_proto_fix_command()}"
+            f"opentelemetry-proto cannot be imported ({exc}).\nFix: {otel_proto_fix_command()}"
         ) from None
     if not hasattr(common, "InstrumentationScope"):
         raise BrokenInstall(

@@ -96,7 +96,9 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str) -> list[s
     show_default=True,
     help="Which xDS resource type to print.",
 )
-@click.option("-o", "--output", type=click.Choice(("yaml", "json")), default="yaml", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Choice(("yaml", "json")), default="yaml", show_default=True
+)
 @click.option(
     "--controller-name",
     default=None,

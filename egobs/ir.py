@@ -30,12 +30,13 @@ __all__ = [
     "HTTPListener",
     "HTTPRoute",
     "HeaderMatch",
-    "HeaderValue",
     "HeaderModifier",
+    "HeaderValue",
     "Mirror",
     "PathMatch",
-    "ProxyListener",
+    "Protocol",
     "Proxy",
+    "ProxyListener",
     "QueryParamMatch",
     "Redirect",
     "RouteDestination",
@@ -47,17 +48,16 @@ __all__ = [
     "UDPListener",
     "UDPRoute",
     "URLRewrite",
-    "Protocol",
 ]
 
 
-class StringMatchType(str, enum.Enum):
+class StringMatchType(enum.StrEnum):
     EXACT = "Exact"
     PREFIX = "PathPrefix"  # segment-aware prefix, as Gateway API defines PathPrefix
     REGEX = "RegularExpression"
 
 
-class Protocol(str, enum.Enum):
+class Protocol(enum.StrEnum):
     """Listener protocol after translation."""
 
     HTTP = "HTTP"
@@ -67,7 +67,7 @@ class Protocol(str, enum.Enum):
     UDP = "UDP"
 
 
-class AppProtocol(str, enum.Enum):
+class AppProtocol(enum.StrEnum):
     """How Envoy talks to an upstream."""
 
     HTTP1 = "HTTP/1.1"
@@ -76,7 +76,7 @@ class AppProtocol(str, enum.Enum):
     UDP = "UDP"
 
 
-class AddressType(str, enum.Enum):
+class AddressType(enum.StrEnum):
     IP = "IP"
     FQDN = "FQDN"
     UNIX = "UNIX"

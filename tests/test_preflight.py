@@ -34,7 +34,10 @@ def test_stale_copy_is_detected_with_exact_fix() -> None:
         _preflight.run_checks()
     msg = str(info.value)
     assert "InstrumentationScope" in msg
-    assert f"{sys.executable} -m pip install --force-reinstall --no-deps opentelemetry-proto==1.45.2" in msg
+    assert (
+        f"{sys.executable} -m pip install --force-reinstall --no-deps opentelemetry-proto==1.45.2"
+        in msg
+    )
 
 
 @pytest.mark.usefixtures("stale_otel_proto")
@@ -55,12 +58,12 @@ def test_fresh_interpreter_with_stale_module_exits_with_fix(tmp_path: Path) -> N
         (d / "__init__.py").write_text("")
     (mod_dir / "common_pb2.py").write_text("AnyValue = object\n")
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(pkg)!r})\n"
         "import opentelemetry\n"
-        "opentelemetry.__path__.insert(0, %r)\n"
+        f"opentelemetry.__path__.insert(0, {str(pkg / 'opentelemetry')!r})\n"
         "from egobs.cli import main\n"
         "main(['translate', '-f', 'examples/quickstart'])\n"
-    ) % (str(pkg), str(pkg / "opentelemetry"))
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == EXIT_BROKEN_INSTALL, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -110,9 +110,7 @@ def duration_seconds(value: str) -> float:
     return sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
 
 
-_HOSTNAME = re.compile(
-    r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
+_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def _check_hostname(value: str) -> str:

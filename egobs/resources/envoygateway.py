@@ -38,7 +38,9 @@ class BackendEndpoint(Model):
         return self
 
 
-AppProtocolType = Literal["gateway.envoyproxy.io/h2c", "gateway.envoyproxy.io/ws", "gateway.envoyproxy.io/wss"]
+AppProtocolType = Literal[
+    "gateway.envoyproxy.io/h2c", "gateway.envoyproxy.io/ws", "gateway.envoyproxy.io/wss"
+]
 
 
 class BackendSpec(Model):

@@ -11,7 +11,9 @@ from egobs.resources._base import Duration, Hostname, Model, PortNumber, Resourc
 GROUP = "gateway.networking.k8s.io"
 
 SectionName = Annotated[str, Field(min_length=1, max_length=253)]
-HeaderName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")]
+HeaderName = Annotated[
+    str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+]
 
 
 # --------------------------------------------------------------------------- references
@@ -139,7 +141,14 @@ class GatewayTLSConfig(Model):
 
 
 class Listener(Model):
-    name: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=253,
+            pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        ),
+    ]
     hostname: Hostname | None = None
     port: PortNumber
     protocol: Annotated[str, Field(min_length=1, max_length=255)]
@@ -183,7 +192,9 @@ class GatewaySpec(Model):
         seen: set[str] = set()
         for listener in self.listeners:
             if listener.name in seen:
-                raise ValueError(f"listener name {listener.name!r} must be unique within the Gateway")
+                raise ValueError(
+                    f"listener name {listener.name!r} must be unique within the Gateway"
+                )
             seen.add(listener.name)
         return self
 
@@ -207,7 +218,12 @@ class HTTPPathMatch(Model):
         if self.type != "RegularExpression":
             if not self.value.startswith("/"):
                 raise ValueError("value must be an absolute path (start with '/')")
-            if "//" in self.value or "/./" in self.value or "/../" in self.value or "#" in self.value:
+            if (
+                "//" in self.value
+                or "/./" in self.value
+                or "/../" in self.value
+                or "#" in self.value
+            ):
                 raise ValueError("value must not contain '//', '/./', '/../' or '#'")
         return self
 
@@ -255,7 +271,9 @@ class HTTPPathModifier(Model):
         if self.type == "ReplaceFullPath" and (
             self.replace_full_path is None or self.replace_prefix_match is not None
         ):
-            raise ValueError("replaceFullPath (and only it) must be set when type is ReplaceFullPath")
+            raise ValueError(
+                "replaceFullPath (and only it) must be set when type is ReplaceFullPath"
+            )
         if self.type == "ReplacePrefixMatch" and (
             self.replace_prefix_match is None or self.replace_full_path is not None
         ):
@@ -375,12 +393,25 @@ class HTTPRouteRule(Model):
         types = [f.type for f in self.filters]
         if "RequestRedirect" in types and "URLRewrite" in types:
             raise ValueError("RequestRedirect and URLRewrite filters cannot be used together")
-        for once in ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite"):
+        for once in (
+            "RequestHeaderModifier",
+            "ResponseHeaderModifier",
+            "RequestRedirect",
+            "URLRewrite",
+        ):
             if types.count(once) > 1:
                 raise ValueError(f"{once} filter may appear at most once in a rule")
         prefix_rewrite = any(
-            (f.request_redirect and f.request_redirect.path and f.request_redirect.path.type == "ReplacePrefixMatch")
-            or (f.url_rewrite and f.url_rewrite.path and f.url_rewrite.path.type == "ReplacePrefixMatch")
+            (
+                f.request_redirect
+                and f.request_redirect.path
+                and f.request_redirect.path.type == "ReplacePrefixMatch"
+            )
+            or (
+                f.url_rewrite
+                and f.url_rewrite.path
+                and f.url_rewrite.path.type == "ReplacePrefixMatch"
+            )
             for f in self.filters
         )
         if prefix_rewrite and (
@@ -445,7 +476,9 @@ _GRPC_FILTER_FIELDS = {
 
 
 class GRPCRouteFilter(Model):
-    type: Literal["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "ExtensionRef"]
+    type: Literal[
+        "RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "ExtensionRef"
+    ]
     request_header_modifier: HTTPHeaderFilter | None = None
     response_header_modifier: HTTPHeaderFilter | None = None
     request_mirror: HTTPRequestMirrorFilter | None = None

@@ -15,8 +15,8 @@ from egobs.resources._base import Resource, Source
 from egobs.resources.core import EndpointSlice, Namespace, Secret, Service
 from egobs.resources.envoygateway import Backend, EnvoyProxy
 from egobs.resources.gatewayapi import (
-    GatewayClass,
     Gateway,
+    GatewayClass,
     GRPCRoute,
     HTTPRoute,
     ReferenceGrant,
@@ -153,7 +153,9 @@ _PYDANTIC_MESSAGES = {
 }
 
 
-def _pydantic_errors(exc: pydantic.ValidationError, source: Source, ref: str) -> list[ResourceError]:
+def _pydantic_errors(
+    exc: pydantic.ValidationError, source: Source, ref: str
+) -> list[ResourceError]:
     errors = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if p not in _UNION_TAGS)
@@ -178,10 +180,13 @@ def _short(value: Any) -> str:
 def parse_object(data: Any, source: Source) -> Resource:
     """Validate one decoded YAML document into its typed model; raises :class:`LoadError`."""
     if not isinstance(data, dict):
-        raise LoadError([ResourceError(source, f"document must be a mapping, got {type(data).__name__}")])
+        raise LoadError(
+            [ResourceError(source, f"document must be a mapping, got {type(data).__name__}")]
+        )
     kind = data.get("kind")
     api_version = data.get("apiVersion")
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    raw_meta = data.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     name = meta.get("name", "?")
     ns = meta.get("namespace")
     if not isinstance(kind, str):
@@ -189,7 +194,14 @@ def parse_object(data: Any, source: Source) -> Resource:
     cls = KINDS.get(kind)
     if cls is None:
         raise LoadError(
-            [ResourceError(source, f"unknown kind {kind!r} (known: {', '.join(sorted(KINDS))})", f"{kind}/{name}", "kind")]
+            [
+                ResourceError(
+                    source,
+                    f"unknown kind {kind!r} (known: {', '.join(sorted(KINDS))})",
+                    f"{kind}/{name}",
+                    "kind",
+                )
+            ]
         )
     if cls.NAMESPACED:
         ns = ns or "default"
@@ -201,7 +213,16 @@ def parse_object(data: Any, source: Source) -> Resource:
     group, _, version = api_version.rpartition("/")
     if group != cls.GROUP or version not in cls.VERSIONS:
         want = ", ".join(f"{cls.GROUP}/{v}" if cls.GROUP else v for v in cls.VERSIONS)
-        raise LoadError([ResourceError(source, f"unsupported apiVersion {api_version!r} for {kind} (want {want})", ref, "apiVersion")])
+        raise LoadError(
+            [
+                ResourceError(
+                    source,
+                    f"unsupported apiVersion {api_version!r} for {kind} (want {want})",
+                    ref,
+                    "apiVersion",
+                )
+            ]
+        )
     try:
         obj = cls.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -210,7 +231,13 @@ def parse_object(data: Any, source: Source) -> Resource:
         if obj.metadata.namespace is None:
             obj.metadata.namespace = "default"
     elif obj.metadata.namespace:
-        raise LoadError([ResourceError(source, f"{kind} is cluster-scoped; remove namespace", ref, "metadata.namespace")])
+        raise LoadError(
+            [
+                ResourceError(
+                    source, f"{kind} is cluster-scoped; remove namespace", ref, "metadata.namespace"
+                )
+            ]
+        )
     obj._source = source
     return obj
 
@@ -255,11 +282,13 @@ def load_text(text: str, *, file: str = "<stdin>") -> list[Resource]:
 def yaml_files(path: Path) -> list[Path]:
     """The YAML files at ``path``: itself, or those below it (sorted, hidden ones skipped)."""
     if path.is_dir():
-        found = []
+        found: list[Path] = []
         for root, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             found.extend(
-                Path(root) / f for f in sorted(files) if f.endswith(YAML_SUFFIXES) and not f.startswith(".")
+                Path(root) / f
+                for f in sorted(files)
+                if f.endswith(YAML_SUFFIXES) and not f.startswith(".")
             )
         return found
     return [path]

@@ -49,7 +49,12 @@ def test_loads_typed_objects_with_default_namespace() -> None:
 
 
 def test_rule_without_matches_gets_default_prefix_match() -> None:
-    (route,) = load_text(ROUTE.replace("    - matches:\n        - path: {type: PathPrefix, value: /x}\n      backendRefs", "    - backendRefs"))
+    (route,) = load_text(
+        ROUTE.replace(
+            "    - matches:\n        - path: {type: PathPrefix, value: /x}\n      backendRefs",
+            "    - backendRefs",
+        )
+    )
     assert isinstance(route, HTTPRoute)
     match = route.spec.rules[0].matches[0]
     assert match.path is not None and (match.path.type, match.path.value) == ("PathPrefix", "/")
@@ -69,13 +74,20 @@ def test_wrong_type() -> None:
 
 
 def test_out_of_range_and_enum_values() -> None:
-    errs = _errors(ROUTE.replace("port: 80", "port: 70000").replace("type: PathPrefix", "type: Glob"))
-    assert any("spec.rules[0].backendRefs[0].port: Input should be less than or equal to 65535" in e for e in errs)
+    errs = _errors(
+        ROUTE.replace("port: 80", "port: 70000").replace("type: PathPrefix", "type: Glob")
+    )
+    assert any(
+        "spec.rules[0].backendRefs[0].port: Input should be less than or equal to 65535" in e
+        for e in errs
+    )
     assert any("spec.rules[0].matches[0].path.type:" in e and "'Glob'" in e for e in errs)
 
 
 def test_missing_required_field() -> None:
-    (err,) = _errors(ROUTE.replace("backendRefs: [{name: svc, port: 80}]", "backendRefs: [{port: 80}]"))
+    (err,) = _errors(
+        ROUTE.replace("backendRefs: [{name: svc, port: 80}]", "backendRefs: [{port: 80}]")
+    )
     assert err.endswith("spec.rules[0].backendRefs[0].name: required field missing")
 
 
@@ -106,7 +118,9 @@ def test_cross_field_validation_names_the_field() -> None:
         "      filters:\n        - type: RequestRedirect\n          urlRewrite: {hostname: a.example}\n      backendRefs",
     )
     (err,) = _errors(text)
-    assert "spec.rules[0].filters[0]: filter of type RequestRedirect needs the field for it set" in err
+    assert (
+        "spec.rules[0].filters[0]: filter of type RequestRedirect needs the field for it set" in err
+    )
 
 
 def test_bad_duration_and_hostname() -> None:

@@ -1,0 +1,284 @@
+"""The file provider: watches YAML files and directories and publishes the current resource set.
+
+What makes it safe to edit live config:
+
+* **Last good per file.** A file that fails to load keeps the objects it last loaded
+  successfully; the error is recorded (and published as provider status) but nothing that was
+  serving is dropped.
+* **Half-written files.** Events are debounced, a file that does not parse keeps its last good
+  objects until it does, and a file that suddenly became empty while it had objects is given
+  a short settle time before the emptiness is believed (editors truncate, then write).
+* **Editor save patterns.** Directories are watched, not files, so rename-over saves and
+  temp files are seen as what they are; only ``*.yaml``/``*.yml`` files (not hidden) count.
+* **First definition wins.** An object defined in a second file is a duplicate error for the
+  second file; the object already accepted keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import watchfiles
+
+from egobs.resources import LoadError, Resource, ResourceError, Resources, Source, load_text
+from egobs.resources.loader import YAML_SUFFIXES, yaml_files
+
+__all__ = ["FileProvider", "ProviderEvent", "ProviderStatus"]
+
+log = logging.getLogger("egobs.provider")
+
+RESOURCES_KEY = "resources"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """What one reload did, for metrics and logs."""
+
+    event_time: float
+    created: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    errors: tuple[ResourceError, ...] = ()
+    changed: bool = False  # whether the published resource set changed
+
+
+@dataclass
+class ProviderStatus:
+    """Per-file state: objects loaded from the last good content, and current errors."""
+
+    files: dict[str, list[Resource]] = field(default_factory=dict)
+    errors: dict[str, list[ResourceError]] = field(default_factory=dict)
+    accepted_at: dict[str, float] = field(default_factory=dict)
+
+
+class FileProvider:
+    """Loads ``paths`` and republishes the merged resource set whenever a file changes.
+
+    ``publish`` receives the new :class:`Resources` and the wall-clock time of the earliest
+    file event behind it; ``on_event`` (optional) receives a :class:`ProviderEvent` per reload.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        publish: Callable[[Resources, float], None],
+        on_event: Callable[[ProviderEvent], None] | None = None,
+        debounce_ms: int = 20,
+        settle_s: float = 0.3,
+    ) -> None:
+        self.paths = [Path(p).resolve() for p in paths]
+        self._publish = publish
+        self._on_event = on_event
+        self._debounce_ms = debounce_ms
+        self._settle_s = settle_s
+        self.status = ProviderStatus()
+        self._published_once = False
+        self._stop = asyncio.Event()
+
+    # ------------------------------------------------------------------ loading
+
+    def _wanted(self, path: Path) -> bool:
+        if not path.name.endswith(YAML_SUFFIXES) or path.name.startswith("."):
+            return False
+        for root in self.paths:
+            if path == root:
+                return True
+            if root.is_dir() or not root.exists():
+                try:
+                    rel = path.relative_to(root)
+                except ValueError:
+                    continue
+                if not any(part.startswith(".") for part in rel.parts[:-1]):
+                    return True
+        return False
+
+    def _current_files(self) -> list[Path]:
+        found: list[Path] = []
+        for root in self.paths:
+            if root.exists():
+                found.extend(p.resolve() for p in yaml_files(root))
+        return found
+
+    def _load_file(self, path: Path, now: float) -> tuple[bool, list[ResourceError]]:
+        """Reload one file; returns (its accepted objects changed, errors)."""
+        key = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return self._forget(key), []
+        except (OSError, UnicodeDecodeError) as exc:
+            err = ResourceError(Source(key, 0, 0), f"cannot read: {exc}")
+            self.status.errors[key] = [err]
+            return False, [err]
+        try:
+            objects = load_text(text, file=key)
+        except LoadError as exc:
+            self.status.errors[key] = exc.errors
+            return False, exc.errors
+        self.status.errors.pop(key, None)
+        previous = self.status.files.get(key)
+        if previous == objects:
+            return False, []
+        self.status.files[key] = objects
+        self.status.accepted_at.setdefault(key, now)
+        return True, []
+
+    def _forget(self, key: str) -> bool:
+        self.status.errors.pop(key, None)
+        self.status.accepted_at.pop(key, None)
+        return self.status.files.pop(key, None) is not None
+
+    def _merged(self) -> tuple[list[Resource], list[ResourceError]]:
+        seen: dict[tuple[str, str, str], Resource] = {}
+        errors: list[ResourceError] = []
+        # Files accepted earlier win duplicates, so a new file can't displace a serving object.
+        order = sorted(self.status.files, key=lambda f: (self.status.accepted_at.get(f, 0.0), f))
+        for fname in order:
+            for obj in self.status.files[fname]:
+                first = seen.setdefault(obj.key, obj)
+                if first is not obj:
+                    errors.append(
+                        ResourceError(
+                            obj.source or Source(fname, 0, 0),
+                            f"duplicate object: already defined at {first.source}; ignored",
+                            obj.ref(),
+                        )
+                    )
+        dup_files: dict[str, list[ResourceError]] = {}
+        for err in errors:
+            dup_files.setdefault(err.source.file, []).append(err)
+        for fname, errs in dup_files.items():
+            self.status.errors.setdefault(fname, [])
+            self.status.errors[fname] = [
+                e for e in self.status.errors[fname] if "duplicate object" not in e.message
+            ] + errs
+        return list(seen.values()), errors
+
+    def _emit(
+        self,
+        event_time: float,
+        *,
+        dirty: bool,
+        created: Iterable[str] = (),
+        modified: Iterable[str] = (),
+        deleted: Iterable[str] = (),
+        errors: Iterable[ResourceError] = (),
+    ) -> bool:
+        # Comparing whole object sets would cost more than the translation it saves; a
+        # file whose accepted objects changed is what makes the set dirty.
+        changed = dirty or not self._published_once
+        dup_errors: list[ResourceError] = []
+        if changed:
+            objects, dup_errors = self._merged()
+            self._published_once = True
+            self._publish(Resources.of(objects), event_time)
+        all_errors = (*errors, *dup_errors)
+        for err in all_errors:
+            log.warning("resource load error: %s", err)
+        if self._on_event is not None:
+            self._on_event(
+                ProviderEvent(
+                    event_time=event_time,
+                    created=tuple(created),
+                    modified=tuple(modified),
+                    deleted=tuple(deleted),
+                    errors=all_errors,
+                    changed=changed,
+                )
+            )
+        return changed
+
+    def load_initial(self) -> list[ResourceError]:
+        """Load every file once and publish; returns the errors (the good files still load)."""
+        now = time.time()
+        errors: list[ResourceError] = []
+        missing = [p for p in self.paths if not p.exists()]
+        for p in missing:
+            errors.append(
+                ResourceError(Source(str(p), 0, 0), "no such file or directory (watching for it)")
+            )
+        files = self._current_files()
+        for path in files:
+            _, errs = self._load_file(path, now)
+            errors.extend(errs)
+        self._emit(now, dirty=True, created=[str(p) for p in files], errors=errors)
+        return errors
+
+    # ------------------------------------------------------------------ watching
+
+    def _watch_roots(self) -> list[Path]:
+        roots: set[Path] = set()
+        for p in self.paths:
+            if p.is_dir():
+                roots.add(p)
+            else:
+                parent = p.parent
+                while not parent.exists() and parent != parent.parent:
+                    parent = parent.parent
+                roots.add(parent)
+        # A root inside another root is redundant.
+        return sorted(r for r in roots if not any(o != r and o in r.parents for o in roots))
+
+    async def run(self) -> None:
+        """Watch until :meth:`stop`; call :meth:`load_initial` first."""
+        roots = self._watch_roots()
+        log.info("watching %s", ", ".join(map(str, roots)))
+        async for changes in watchfiles.awatch(
+            *roots,
+            debounce=1000,
+            step=self._debounce_ms,
+            stop_event=self._stop,
+            watch_filter=lambda _change, path: self._wanted(Path(path)),
+            recursive=True,
+        ):
+            await self._handle(changes)
+
+    async def _handle(self, changes: set[tuple[watchfiles.Change, str]]) -> None:
+        now = time.time()
+        created: list[str] = []
+        modified: list[str] = []
+        deleted: list[str] = []
+        errors: list[ResourceError] = []
+        settle: list[Path] = []
+        dirty = False
+        for change, raw in sorted(changes, key=lambda c: c[1]):
+            path = Path(raw)
+            key = str(path)
+            if change == watchfiles.Change.deleted and not path.exists():
+                if self._forget(key):
+                    deleted.append(key)
+                    dirty = True
+                continue
+            (created if change == watchfiles.Change.added else modified).append(key)
+            if self.status.files.get(key) and _is_blank(path):
+                settle.append(path)
+                continue
+            loaded, errs = self._load_file(path, now)
+            dirty |= loaded
+            errors.extend(errs)
+        if settle:
+            await asyncio.sleep(self._settle_s)
+            for path in settle:
+                loaded, errs = self._load_file(path, now)
+                dirty |= loaded
+                errors.extend(errs)
+        self._emit(
+            now, dirty=dirty, created=created, modified=modified, deleted=deleted, errors=errors
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _is_blank(path: Path) -> bool:
+    try:
+        return not path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
