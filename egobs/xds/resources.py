@@ -1,0 +1,65 @@
+"""The xDS resources of one Gateway, as xds-protos messages, keyed by resource name."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.config.route.v3.route_pb2 import RouteConfiguration
+from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
+from google.protobuf.message import Message
+
+__all__ = [
+    "CLUSTER_TYPE",
+    "ENDPOINT_TYPE",
+    "LISTENER_TYPE",
+    "ROUTE_TYPE",
+    "SECRET_TYPE",
+    "TYPE_URLS",
+    "ResourceSet",
+    "resource_version",
+]
+
+_PREFIX = "type.googleapis.com/"
+LISTENER_TYPE = _PREFIX + Listener.DESCRIPTOR.full_name
+ROUTE_TYPE = _PREFIX + RouteConfiguration.DESCRIPTOR.full_name
+CLUSTER_TYPE = _PREFIX + Cluster.DESCRIPTOR.full_name
+ENDPOINT_TYPE = _PREFIX + ClusterLoadAssignment.DESCRIPTOR.full_name
+SECRET_TYPE = _PREFIX + Secret.DESCRIPTOR.full_name
+
+# In the order Envoy wants them applied (clusters before the listeners that use them).
+TYPE_URLS = (CLUSTER_TYPE, ENDPOINT_TYPE, SECRET_TYPE, LISTENER_TYPE, ROUTE_TYPE)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSet:
+    """Everything one Gateway's proxies need, per xDS type, keyed by resource name.
+
+    Frozen so it can be handed to the xDS server and other readers as is; the messages
+    themselves must be treated as read-only because the translator reuses them across
+    translations.
+    """
+
+    listeners: dict[str, Listener] = field(default_factory=dict)
+    routes: dict[str, RouteConfiguration] = field(default_factory=dict)
+    clusters: dict[str, Cluster] = field(default_factory=dict)
+    endpoints: dict[str, ClusterLoadAssignment] = field(default_factory=dict)
+    secrets: dict[str, Secret] = field(default_factory=dict)
+
+    def by_type(self) -> dict[str, dict[str, Message]]:
+        return {
+            CLUSTER_TYPE: dict(self.clusters),
+            ENDPOINT_TYPE: dict(self.endpoints),
+            SECRET_TYPE: dict(self.secrets),
+            LISTENER_TYPE: dict(self.listeners),
+            ROUTE_TYPE: dict(self.routes),
+        }
+
+
+def resource_version(msg: Message) -> str:
+    """Short content hash: equal messages get equal versions on every run and process."""
+    data = msg.SerializeToString(deterministic=True)
+    return hashlib.blake2b(data, digest_size=8).hexdigest()

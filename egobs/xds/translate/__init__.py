@@ -1,0 +1,5 @@
+"""IR → Envoy xDS translation (listeners, routes, clusters, endpoints, secrets)."""
+
+from .translator import Translator, translate
+
+__all__ = ["Translator", "translate"]

@@ -1,0 +1,37 @@
+"""Small builders shared by the listener, route and cluster translators."""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import config_source_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+
+V3 = config_source_pb2.ApiVersion.V3
+
+# Where the translated resources go when a Gateway has none to offer: a cluster with no
+# endpoints. Connections and requests sent there fail fast (no healthy upstream) and show
+# up as `cluster.<name>.upstream_cx_none_healthy`, which is easier to find than a missing
+# cluster. IR cluster names always start with "service/" or "backend/", so it cannot clash.
+BLACKHOLE_CLUSTER = "egobs/invalid-backend"
+
+
+def pack(msg: Message) -> any_pb2.Any:
+    # Deterministic bytes inside every Any (here and wherever Pack is called), so equal
+    # configurations get equal resource versions.
+    out = any_pb2.Any()
+    out.Pack(msg, deterministic=True)
+    return out
+
+
+def set_ads(source: config_source_pb2.ConfigSource) -> None:
+    """Point a ConfigSource at the ADS stream the resources are served on."""
+    source.ads.SetInParent()
+    source.resource_api_version = V3
+
+
+def set_seconds(duration: duration_pb2.Duration, seconds: float) -> None:
+    """Set a Duration field from seconds, marking it present even when zero."""
+    duration.SetInParent()
+    whole = int(seconds)
+    duration.seconds = whole
+    duration.nanos = round((seconds - whole) * 1e9)

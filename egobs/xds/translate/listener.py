@@ -1,0 +1,346 @@
+"""Listeners: which Envoy listeners and filter chains a Gateway needs, then the messages.
+
+Translation happens in two steps. :func:`plan` looks at the IR listeners (not at HTTP
+routes) and decides the Envoy listeners, one per (socket protocol, port), and their filter
+chains, as small hashable values. :func:`build_listener` turns one plan into a Listener.
+The translator caches listeners by plan, so an HTTP route change never rebuilds a listener.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from envoy.config.core.v3 import address_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.filters.udp.udp_proxy.v3 import route_pb2 as udp_route_pb2
+from envoy.extensions.filters.udp.udp_proxy.v3 import udp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+
+from egobs import ir
+
+from ._common import BLACKHOLE_CLUSTER, pack, set_ads
+
+__all__ = [
+    "HCM_FILTER",
+    "TLS_TRANSPORT_SOCKET",
+    "HTTPChain",
+    "ListenerPlan",
+    "Plan",
+    "TCPChain",
+    "TLSPlan",
+    "UDPListenerPlan",
+    "build_listener",
+    "plan",
+]
+
+HCM_FILTER = "envoy.filters.network.http_connection_manager"
+TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
+UDP_PROXY_FILTER = "envoy.filters.udp_listener.udp_proxy"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
+ROUTER_FILTER = "envoy.filters.http.router"
+
+_ROUTER = pack(router_pb2.Router())
+_TLS_INSPECTOR = pack(tls_inspector_pb2.TlsInspector())
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True, slots=True)
+class TLSPlan:
+    certificates: tuple[str, ...]  # SDS secret names
+    alpn_protocols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPChain:
+    """A filter chain with an HTTP connection manager whose routes come over RDS."""
+
+    name: str
+    route_config: str
+    stat_prefix: str
+    server_names: tuple[str, ...] = ()
+    transport_protocol: str = ""
+    tls: TLSPlan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TCPChain:
+    """A filter chain with a TCP proxy; ``clusters`` are (name, weight) pairs."""
+
+    name: str
+    stat_prefix: str
+    clusters: tuple[tuple[str, int], ...]
+    server_names: tuple[str, ...] = ()
+    transport_protocol: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerPlan:
+    """A TCP-socket listener (HTTP, HTTPS, TLS passthrough, TCP)."""
+
+    name: str
+    address: str
+    port: int
+    chains: tuple[HTTPChain | TCPChain, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UDPListenerPlan:
+    name: str
+    address: str
+    port: int
+    stat_prefix: str
+    cluster: str
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything :func:`plan` decided for one Gateway.
+
+    ``route_configs`` name each route configuration with the IR listeners whose routes it
+    holds (several when plain HTTP listeners share a port). ``clusters`` are the upstreams
+    the TCP and UDP listeners use; HTTP routes bring their own.
+    """
+
+    listeners: list[ListenerPlan | UDPListenerPlan] = field(default_factory=list)
+    route_configs: list[tuple[str, tuple[ir.HTTPListener, ...]]] = field(default_factory=list)
+    clusters: list[ir.Cluster] = field(default_factory=list)
+    blackhole: bool = False
+
+
+@dataclass(slots=True)
+class _Port:
+    address: str
+    name: str
+    http: list[ir.HTTPListener] = field(default_factory=list)
+    https: list[ir.HTTPListener] = field(default_factory=list)
+    tcp: list[ir.TCPListener] = field(default_factory=list)
+    passthrough: list[ir.TCPListener] = field(default_factory=list)
+    udp: list[ir.UDPListener] = field(default_factory=list)
+
+
+class _ServerNames:
+    """SNI names already claimed by a filter chain of one listener.
+
+    Envoy rejects a listener where two chains match the same server name, so a later chain
+    only keeps the names nobody claimed before it, and disappears if none is left. ``()``
+    (no names) is the catch-all chain, which can also exist only once.
+    """
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        self._catch_all = False
+
+    def claim(self, hostnames: tuple[str, ...]) -> tuple[str, ...] | None:
+        if not hostnames or "*" in hostnames:
+            if self._catch_all:
+                return None
+            self._catch_all = True
+            return ()
+        free = tuple(dict.fromkeys(h for h in hostnames if h not in self._taken))
+        if not free:
+            return None
+        self._taken.update(free)
+        return free
+
+
+def _l4_destination(dest: ir.RouteDestination, plan: Plan) -> tuple[tuple[str, int], ...]:
+    clusters = [(s.cluster.name, s.weight) for s in dest.settings]
+    plan.clusters.extend(s.cluster for s in dest.settings)
+    if dest.invalid_weight > 0 or not clusters:
+        # Gateway API: the invalid share of connections must be rejected.
+        clusters.append((BLACKHOLE_CLUSTER, dest.invalid_weight or 1))
+        plan.blackhole = True
+    return tuple(clusters)
+
+
+def plan(gateway: ir.Gateway) -> Plan:
+    """Decide the Envoy listeners of a Gateway; the cost is per listener, not per route."""
+    out = Plan()
+    ports: dict[tuple[str, int], _Port] = {}
+
+    def port_of(family: str, lis: ir.HTTPListener | ir.TCPListener | ir.UDPListener) -> _Port:
+        key = (family, lis.port)
+        group = ports.get(key)
+        if group is None:
+            group = ports[key] = _Port(address=lis.address or "0.0.0.0", name=lis.name)
+        return group
+
+    for http in gateway.http:
+        group = port_of("tcp", http)
+        (group.https if http.tls is not None else group.http).append(http)
+    for tcp in gateway.tcp:
+        group = port_of("tcp", tcp)
+        (group.passthrough if tcp.tls_passthrough else group.tcp).append(tcp)
+    for udp in gateway.udp:
+        port_of("udp", udp).udp.append(udp)
+
+    for (family, port), group in ports.items():
+        if family == "udp":
+            _plan_udp(out, group, port)
+        else:
+            _plan_stream(out, group, port)
+    return out
+
+
+def _plan_udp(out: Plan, group: _Port, port: int) -> None:
+    # One UDP socket per port: the first listener with a route serves it.
+    for lis in group.udp:
+        if lis.route is None:
+            continue
+        dest = lis.route.destination
+        if dest.settings:
+            # udp_proxy routes a session to one cluster; there is no weighted split, so the
+            # heaviest backend takes all traffic.
+            best = max(dest.settings, key=lambda s: s.weight)
+            cluster = best.cluster.name
+            out.clusters.append(best.cluster)
+        else:
+            cluster = BLACKHOLE_CLUSTER
+            out.blackhole = True
+        out.listeners.append(
+            UDPListenerPlan(group.name, group.address, port, f"udp-{port}", cluster)
+        )
+        return
+
+
+def _plan_stream(out: Plan, group: _Port, port: int) -> None:
+    names = _ServerNames()
+    tls_chains: list[HTTPChain | TCPChain] = []
+    for lis in group.https:
+        assert lis.tls is not None
+        server_names = names.claim(lis.hostnames)
+        if server_names is None:
+            continue  # every hostname is served by an earlier listener on this port
+        tls = TLSPlan(tuple(c.name for c in lis.tls.certificates), lis.tls.alpn_protocols)
+        tls_chains.append(HTTPChain(lis.name, lis.name, f"https-{port}", server_names, tls=tls))
+        out.route_configs.append((lis.name, (lis,)))
+    for passthrough in group.passthrough:
+        for tls_route in passthrough.routes:
+            server_names = names.claim(tls_route.sni_hostnames)
+            if server_names is None:
+                continue
+            clusters = _l4_destination(tls_route.destination, out)
+            tls_chains.append(
+                TCPChain(tls_route.name, f"tls-passthrough-{port}", clusters, server_names)
+            )
+
+    plain: HTTPChain | TCPChain | None = None
+    if group.http:
+        first = group.http[0]
+        plain = HTTPChain(first.name, first.name, f"http-{port}")
+        out.route_configs.append((first.name, tuple(group.http)))
+    else:
+        for tcp in group.tcp:
+            if tcp.routes:
+                # Several TCPRoutes on one listener is implementation-specific; the first wins.
+                clusters = _l4_destination(tcp.routes[0].destination, out)
+                plain = TCPChain(tcp.name, f"tcp-{port}", clusters)
+                break
+
+    if plain is not None and tls_chains:
+        # Plaintext and TLS on one port: tell them apart by what tls_inspector detected.
+        tls_chains = [dataclasses.replace(c, transport_protocol="tls") for c in tls_chains]
+    chains = (*tls_chains, plain) if plain is not None else tuple(tls_chains)
+    if chains:
+        out.listeners.append(ListenerPlan(group.name, group.address, port, chains))
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def build_listener(p: ListenerPlan | UDPListenerPlan) -> listener_pb2.Listener:
+    out = listener_pb2.Listener(name=p.name)
+    socket = out.address.socket_address
+    socket.address = p.address
+    socket.port_value = p.port
+    if isinstance(p, UDPListenerPlan):
+        _set_udp(out, p)
+        return out
+
+    if any(c.server_names or c.transport_protocol or _is_tls(c) for c in p.chains):
+        inspector = out.listener_filters.add()
+        inspector.name = TLS_INSPECTOR
+        inspector.typed_config.CopyFrom(_TLS_INSPECTOR)
+    for c in p.chains:
+        chain = out.filter_chains.add()
+        chain.name = c.name
+        if c.server_names:
+            chain.filter_chain_match.server_names.extend(c.server_names)
+        if c.transport_protocol:
+            chain.filter_chain_match.transport_protocol = c.transport_protocol
+        network_filter = chain.filters.add()
+        if isinstance(c, HTTPChain):
+            network_filter.name = HCM_FILTER
+            network_filter.typed_config.Pack(_hcm(c), deterministic=True)
+            if c.tls is not None:
+                chain.transport_socket.name = TLS_TRANSPORT_SOCKET
+                chain.transport_socket.typed_config.Pack(_downstream_tls(c.tls), deterministic=True)
+        else:
+            network_filter.name = TCP_PROXY_FILTER
+            network_filter.typed_config.Pack(_tcp_proxy(c), deterministic=True)
+    return out
+
+
+def _is_tls(chain: HTTPChain | TCPChain) -> bool:
+    return isinstance(chain, HTTPChain) and chain.tls is not None
+
+
+def _hcm(chain: HTTPChain) -> hcm_pb2.HttpConnectionManager:
+    out = hcm_pb2.HttpConnectionManager(
+        stat_prefix=chain.stat_prefix,
+        codec_type=hcm_pb2.HttpConnectionManager.AUTO,
+        merge_slashes=True,
+        path_with_escaped_slashes_action=hcm_pb2.HttpConnectionManager.UNESCAPE_AND_REDIRECT,
+    )
+    out.use_remote_address.value = True
+    out.normalize_path.value = True
+    set_ads(out.rds.config_source)
+    out.rds.route_config_name = chain.route_config
+    out.upgrade_configs.add().upgrade_type = "websocket"
+    router = out.http_filters.add()
+    router.name = ROUTER_FILTER
+    router.typed_config.CopyFrom(_ROUTER)
+    return out
+
+
+def _downstream_tls(tls: TLSPlan) -> tls_pb2.DownstreamTlsContext:
+    out = tls_pb2.DownstreamTlsContext()
+    common = out.common_tls_context
+    for name in tls.certificates:
+        sds = common.tls_certificate_sds_secret_configs.add()
+        sds.name = name
+        set_ads(sds.sds_config)
+    common.alpn_protocols.extend(tls.alpn_protocols)
+    return out
+
+
+def _tcp_proxy(chain: TCPChain) -> tcp_proxy_pb2.TcpProxy:
+    out = tcp_proxy_pb2.TcpProxy(stat_prefix=chain.stat_prefix)
+    if len(chain.clusters) == 1:
+        out.cluster = chain.clusters[0][0]
+    else:
+        for name, weight in chain.clusters:
+            out.weighted_clusters.clusters.add(name=name, weight=weight)
+    return out
+
+
+def _set_udp(out: listener_pb2.Listener, p: UDPListenerPlan) -> None:
+    out.address.socket_address.protocol = address_pb2.SocketAddress.UDP
+    out.udp_listener_config.SetInParent()
+    config = udp_proxy_pb2.UdpProxyConfig(stat_prefix=p.stat_prefix)
+    action = config.matcher.on_no_match.action
+    action.name = "route"
+    action.typed_config.Pack(udp_route_pb2.Route(cluster=p.cluster), deterministic=True)
+    udp_filter = out.listener_filters.add()
+    udp_filter.name = UDP_PROXY_FILTER
+    udp_filter.typed_config.Pack(config, deterministic=True)

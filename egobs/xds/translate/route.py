@@ -1,0 +1,326 @@
+"""HTTP routes: IR HTTPRoute → Envoy Route messages, virtual hosts, route configurations.
+
+Every builder here depends only on its arguments, which is what lets the translator cache a
+route's messages by its IR value. Messages are built by setting fields on sub-messages in
+place: with upb that is several times faster than nested constructors or ``ParseDict``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.type.matcher.v3 import string_pb2
+from envoy.type.v3 import percent_pb2
+
+from egobs import ir
+
+from ._common import set_seconds
+
+__all__ = [
+    "build_route_configuration",
+    "build_routes",
+    "build_virtual_host",
+    "invalid_share_runtime_key",
+    "virtual_host_name",
+]
+
+_EXACT = ir.StringMatchType.EXACT
+_PREFIX = ir.StringMatchType.PREFIX
+_REGEX = ir.StringMatchType.REGEX
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_APPEND = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+_MILLION = percent_pb2.FractionalPercent.MILLION
+_REDIRECT_CODES = {
+    301: rc.RedirectAction.MOVED_PERMANENTLY,
+    302: rc.RedirectAction.FOUND,
+    303: rc.RedirectAction.SEE_OTHER,
+    307: rc.RedirectAction.TEMPORARY_REDIRECT,
+    308: rc.RedirectAction.PERMANENT_REDIRECT,
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def invalid_share_runtime_key(route_name: str) -> str:
+    return f"egobs.invalid_backend_share.{route_name}"
+
+
+def virtual_host_name(route_config_name: str, hostname: str) -> str:
+    return f"{route_config_name}/{hostname.replace('*', 'wildcard')}"
+
+
+def build_routes(route: ir.HTTPRoute) -> tuple[rc.Route, ...]:
+    """The Envoy routes for one IR route: one, or two when part of its weight is invalid.
+
+    Gateway API wants the share of requests that belongs to unresolved backendRefs to get
+    HTTP 500. Envoy has no weighted direct response, so the route is preceded by a copy
+    that matches only that fraction of requests (``runtime_fraction``) and answers 500.
+    """
+    out = rc.Route(name=route.name)
+    _set_match(out.match, route)
+    if route.request_headers is not None:
+        _set_header_modifier(
+            out.request_headers_to_add, out.request_headers_to_remove, route.request_headers
+        )
+    if route.response_headers is not None:
+        _set_header_modifier(
+            out.response_headers_to_add, out.response_headers_to_remove, route.response_headers
+        )
+
+    if route.direct_response is not None:
+        _set_direct_response(out.direct_response, route.direct_response)
+        return (out,)
+    if route.redirect is not None:
+        _set_redirect(out.redirect, route.redirect, route.path_match)
+        return (out,)
+
+    dest = route.destination
+    if dest is None or not dest.settings:
+        out.direct_response.status = 500
+        return (out,)
+
+    action = out.route
+    action.SetInParent()
+    settings = dest.settings
+    if len(settings) == 1:
+        action.cluster = settings[0].cluster.name
+    else:
+        clusters = action.weighted_clusters.clusters
+        for setting in settings:
+            weighted = clusters.add()
+            weighted.name = setting.cluster.name
+            weighted.weight.value = setting.weight
+    if route.url_rewrite is not None:
+        _set_url_rewrite(action, route.url_rewrite, route.path_match)
+    for mirror in route.mirrors:
+        policy = action.request_mirror_policies.add()
+        policy.cluster = mirror.cluster.name
+        if mirror.percent < 100:
+            fraction = policy.runtime_fraction.default_value
+            fraction.numerator = max(0, round(mirror.percent * 10_000))
+            fraction.denominator = _MILLION
+    if route.timeouts is not None:
+        _set_timeouts(action, route.timeouts)
+
+    if dest.invalid_weight > 0:
+        return (_invalid_share_route(out, dest), out)
+    return (out,)
+
+
+def _invalid_share_route(valid: rc.Route, dest: ir.RouteDestination) -> rc.Route:
+    out = rc.Route()
+    out.CopyFrom(valid)
+    out.name = f"{valid.name}/invalid-backend"
+    out.ClearField("route")
+    out.ClearField("request_headers_to_add")
+    out.ClearField("request_headers_to_remove")
+    out.direct_response.status = 500
+    fraction = out.match.runtime_fraction
+    fraction.default_value.numerator = round(dest.invalid_weight / dest.total_weight * 1_000_000)
+    fraction.default_value.denominator = _MILLION
+    fraction.runtime_key = invalid_share_runtime_key(valid.name)
+    return out
+
+
+# --------------------------------------------------------------------------- matches
+
+
+def _set_match(match: rc.RouteMatch, route: ir.HTTPRoute) -> None:
+    path = route.path_match
+    if path is None:
+        match.prefix = "/"
+    elif path.type is _EXACT:
+        match.path = path.value
+    elif path.type is _PREFIX:
+        # path_separated_prefix gives Gateway API's segment-wise PathPrefix semantics, but
+        # Envoy rejects a trailing "/" there, and "/" itself is every path.
+        trimmed = path.value.rstrip("/")
+        if trimmed:
+            match.path_separated_prefix = trimmed
+        else:
+            match.prefix = "/"
+    else:
+        match.safe_regex.regex = path.value
+    for header in route.header_matches:
+        header_matcher = match.headers.add()
+        header_matcher.name = header.name
+        _set_string_match(header_matcher.string_match, header.type, header.value)
+    if route.method:
+        header_matcher = match.headers.add()
+        header_matcher.name = ":method"
+        header_matcher.string_match.exact = route.method
+    for param in route.query_param_matches:
+        param_matcher = match.query_parameters.add()
+        param_matcher.name = param.name
+        _set_string_match(param_matcher.string_match, param.type, param.value)
+
+
+def _set_string_match(
+    matcher: string_pb2.StringMatcher, kind: ir.StringMatchType, value: str
+) -> None:
+    if kind is _REGEX:
+        matcher.safe_regex.regex = value
+    elif kind is _PREFIX:
+        matcher.prefix = value
+    else:
+        matcher.exact = value
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def _modifiable(name: str) -> bool:
+    # Envoy rejects the whole RouteConfiguration when a route adds or removes a pseudo-header
+    # or Host; dropping such an entry keeps every other route working.
+    return not name.startswith(":") and name.lower() != "host"
+
+
+def _set_header_modifier(to_add: Any, to_remove: Any, mod: ir.HeaderModifier) -> None:
+    for header in mod.set:
+        if _modifiable(header.name):
+            _add_header(to_add.add(), header, _OVERWRITE)
+    for header in mod.add:
+        if _modifiable(header.name):
+            _add_header(to_add.add(), header, _APPEND)
+    if mod.remove:
+        to_remove.extend([name for name in mod.remove if _modifiable(name)])
+
+
+def _add_header(option: base_pb2.HeaderValueOption, header: ir.HeaderValue, action: int) -> None:
+    option.header.key = header.name
+    option.header.value = header.value
+    option.append_action = action
+    if not header.value:
+        option.keep_empty_value = True
+
+
+def _set_direct_response(out: rc.DirectResponseAction, response: ir.DirectResponse) -> None:
+    out.status = response.status_code
+    if response.body is not None:
+        out.body.inline_string = response.body
+
+
+def _matched_prefix(path: ir.PathMatch | None) -> str | None:
+    """The prefix a ReplacePrefixMatch replaces ("" for "/"), or None for non-prefix matches."""
+    if path is None:
+        return ""
+    if path.type is _PREFIX:
+        return path.value.rstrip("/")
+    return None
+
+
+def _re2_literal(text: str) -> str:
+    """Text as an RE2 substitution, where a backslash would start a group reference."""
+    return text.replace("\\", "\\\\")
+
+
+def _set_prefix_replace(
+    target: rc.RouteAction | rc.RedirectAction, replacement: str, path: ir.PathMatch | None
+) -> None:
+    """Gateway API ReplacePrefixMatch on a RouteAction or a RedirectAction.
+
+    ``prefix_rewrite`` swaps the matched prefix string verbatim. That is right for
+    ``/foo`` → ``/xyz`` but wrong at the edges, where a regex rewrite does it instead:
+
+    * replacement "/" (or ""): ``/foo/bar`` would become ``//bar``; ``^/foo/*`` → ``/``
+      gives ``/bar``, and ``/foo`` → ``/``;
+    * matched prefix "/": ``/bar`` would become ``/xyzbar``; ``^/`` → ``/xyz/`` gives
+      ``/xyz/bar``.
+    """
+    matched = _matched_prefix(path)
+    new = replacement.rstrip("/")
+    if matched is None:
+        if path is not None and path.type is _EXACT:
+            # The "prefix" of an exact match is the whole path.
+            target.prefix_rewrite = replacement or "/"
+        # A regex match has no prefix to replace; Gateway API does not allow the pair.
+        return
+    if matched == "":
+        if new:
+            target.regex_rewrite.pattern.regex = "^/"
+            target.regex_rewrite.substitution = _re2_literal(new + "/")
+        return
+    if not new:
+        target.regex_rewrite.pattern.regex = "^" + re.escape(matched) + "/*"
+        target.regex_rewrite.substitution = "/"
+        return
+    target.prefix_rewrite = new
+
+
+def _set_url_rewrite(
+    action: rc.RouteAction, rewrite: ir.URLRewrite, path: ir.PathMatch | None
+) -> None:
+    if rewrite.hostname:
+        action.host_rewrite_literal = rewrite.hostname
+        # Keep the client's Host visible to the backend, as Envoy Gateway does.
+        action.append_x_forwarded_host = True
+    if rewrite.path_full is not None:
+        action.regex_rewrite.pattern.regex = "^/.*$"
+        action.regex_rewrite.substitution = _re2_literal(rewrite.path_full)
+    elif rewrite.path_prefix is not None:
+        _set_prefix_replace(action, rewrite.path_prefix, path)
+
+
+def _set_redirect(out: rc.RedirectAction, redirect: ir.Redirect, path: ir.PathMatch | None) -> None:
+    out.SetInParent()
+    scheme = redirect.scheme.lower() if redirect.scheme else None
+    if scheme:
+        out.scheme_redirect = scheme
+    if redirect.hostname:
+        out.host_redirect = redirect.hostname
+    if redirect.port:
+        # Envoy appends port_redirect verbatim, and Gateway API says a scheme's well-known
+        # port should not appear in Location. Without a scheme, 80 and 443 are dropped as
+        # Envoy Gateway does (the listener's scheme is not known here).
+        if scheme is None:
+            well_known: tuple[int, ...] = (80, 443)
+        else:
+            well_known = (_DEFAULT_PORTS[scheme],) if scheme in _DEFAULT_PORTS else ()
+        if redirect.port not in well_known:
+            out.port_redirect = redirect.port
+    if redirect.path_full is not None:
+        out.path_redirect = redirect.path_full
+    elif redirect.path_prefix is not None:
+        _set_prefix_replace(out, redirect.path_prefix, path)
+    out.response_code = _REDIRECT_CODES.get(redirect.status_code, rc.RedirectAction.FOUND)
+
+
+def _set_timeouts(action: rc.RouteAction, timeouts: ir.Timeouts) -> None:
+    """Gateway API timeouts, as Envoy Gateway maps them when no retries are configured.
+
+    ``request`` bounds the whole exchange: ``route.timeout``. Without retries there is a
+    single backend attempt, so a lone ``backendRequest`` bounds it the same way (Envoy
+    Gateway does this too; otherwise Envoy's 15 s default would still apply). With both
+    set, the backend attempt also gets ``per_try_timeout``, which Envoy applies to the first
+    attempt even when ``retry_on`` is empty (no retries).
+    """
+    request, backend = timeouts.request, timeouts.backend_request
+    if request is not None:
+        set_seconds(action.timeout, request)
+    elif backend is not None:
+        set_seconds(action.timeout, backend)
+    if request is not None and backend:
+        set_seconds(action.retry_policy.per_try_timeout, backend)
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def build_virtual_host(name: str, hostname: str, routes: Iterable[rc.Route]) -> rc.VirtualHost:
+    out = rc.VirtualHost(name=name, domains=[hostname or "*"])
+    out.routes.extend(routes)
+    return out
+
+
+def build_route_configuration(
+    name: str, virtual_hosts: Iterable[rc.VirtualHost]
+) -> route_pb2.RouteConfiguration:
+    # Gateway API hostnames never carry a port; without this, "Host: a.example:8080" would
+    # match no virtual host.
+    out = route_pb2.RouteConfiguration(name=name, ignore_port_in_host_matching=True)
+    out.virtual_hosts.extend(virtual_hosts)
+    return out
