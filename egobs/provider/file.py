@@ -99,6 +99,16 @@ class FileProvider:
                     return True
         return False
 
+    def _relevant(self, path: Path) -> bool:
+        # Directory events matter too: files written into a new directory before the
+        # watcher got to it produce no events of their own, so a new directory is scanned.
+        return self._wanted(path) or (
+            not path.name.startswith(".") and not path.suffix and self._under_root(path)
+        )
+
+    def _under_root(self, path: Path) -> bool:
+        return any(root == path or root in path.parents for root in self.paths)
+
     def _current_files(self) -> list[Path]:
         found: list[Path] = []
         for root in self.paths:
@@ -235,7 +245,7 @@ class FileProvider:
             debounce=1000,
             step=self._debounce_ms,
             stop_event=self._stop,
-            watch_filter=lambda _change, path: self._wanted(Path(path)),
+            watch_filter=lambda _change, path: self._relevant(Path(path)),
             recursive=True,
         ):
             await self._handle(changes)
@@ -251,6 +261,18 @@ class FileProvider:
         for change, raw in sorted(changes, key=lambda c: c[1]):
             path = Path(raw)
             key = str(path)
+            if not self._wanted(path):
+                if path.is_dir():
+                    for sub in yaml_files(path):
+                        loaded, errs = self._load_file(sub.resolve(), now)
+                        dirty |= loaded
+                        errors.extend(errs)
+                        created.append(str(sub))
+                elif not path.exists():
+                    for gone in [f for f in self.status.files if f.startswith(key + os.sep)]:
+                        dirty |= self._forget(gone)
+                        deleted.append(gone)
+                continue
             if change == watchfiles.Change.deleted and not path.exists():
                 if self._forget(key):
                     deleted.append(key)

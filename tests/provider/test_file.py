@@ -191,3 +191,18 @@ def test_burst_of_edits_yields_few_publishes(tmp_path: Path) -> None:
         assert len(rec.published) - before < 20
 
     _run([tmp_path], body)
+
+
+def test_new_directory_with_files_and_directory_removal(tmp_path: Path) -> None:
+    import shutil
+
+    async def body(prov: FileProvider, rec: Recorder) -> None:
+        staging = tmp_path.parent / (tmp_path.name + "-staging")
+        staging.mkdir()
+        (staging / "x.yaml").write_text(ROUTE.format(name="x", path="x"))
+        os.replace(staging, tmp_path / "moved")  # a whole directory appears at once
+        await _until(lambda: rec.published and rec.routes() == {"x": "/x"})
+        shutil.rmtree(tmp_path / "moved")
+        await _until(lambda: rec.routes() == {})
+
+    _run([tmp_path], body)
