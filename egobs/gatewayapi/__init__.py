@@ -1,0 +1,8 @@
+"""The Gateway API translator: resources to xDS IR, infra IR and Kubernetes statuses.
+
+:func:`translate` is a pure function of its input; see :mod:`egobs.gatewayapi.translator`.
+"""
+
+from egobs.gatewayapi.translator import DEFAULT_CONTROLLER_NAME, Result, translate
+
+__all__ = ["DEFAULT_CONTROLLER_NAME", "Result", "translate"]
