@@ -1,0 +1,1 @@
+"""Running the Envoy proxies: their bootstrap configuration and, on a host, their processes."""

@@ -1,0 +1,214 @@
+"""Per-Gateway xDS snapshots with per-resource content versions, and the cache that serves them.
+
+A :class:`Snapshot` is what every proxy of one Gateway should hold: for each type URL, a
+map resource name → :class:`Packed` ``(version, Any)``. A resource's version is a hash of
+its deterministic serialization (the same value as
+:func:`egobs.xds.resources.resource_version`), so equal content gets equal versions in every
+process and run, and a proxy reconnecting to a restarted control plane can be told that it
+is already up to date.
+
+:class:`SnapshotCache` keys snapshots by node cluster (``<namespace>/<gateway>``, the
+``node.cluster`` of the proxies' bootstrap); any number of proxies read the same key.
+Packing is the expensive part of a snapshot (``Any.Pack`` serializes), so the cache keeps,
+per key, the packed form of every message of the current snapshot by object identity: the
+translator hands back the very same message objects for unchanged IR, and those are never
+serialized again. Messages are therefore treated as read-only once given to the cache.
+
+The cache is not thread-safe: call it from the event loop that runs the xDS server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
+
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from egobs.xds.resources import TYPE_URLS, ResourceSet
+
+__all__ = [
+    "Packed",
+    "Snapshot",
+    "SnapshotCache",
+    "TypeDiff",
+    "combined_version",
+    "diff",
+]
+
+
+class Packed(NamedTuple):
+    """One resource as served: its content version and the packed message (read-only)."""
+
+    version: str
+    resource: any_pb2.Any
+
+
+def combined_version(entries: Iterable[tuple[str, str]]) -> str:
+    """One version for a set of ``(name, version)`` pairs, independent of their order.
+
+    Used for a type's version (``version_info`` of a state-of-the-world response) and for
+    the snapshot label, so both are content hashes too.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for name, version in sorted(entries):
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(version.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Snapshot:
+    """What the proxies of one Gateway should hold; immutable, compared by identity.
+
+    ``resources[type_url][name]`` is the packed resource; every type of
+    :data:`egobs.xds.resources.TYPE_URLS` is present, possibly empty. ``type_versions`` holds
+    :func:`combined_version` of each type's resources and ``version`` combines those.
+    ``context`` is whatever the caller passed to :meth:`SnapshotCache.set_snapshot` (the
+    provider event time and trace context of the change); the server hands it to its
+    observer with every push and ACK of this snapshot. ``created_at`` is wall-clock time.
+    """
+
+    node_cluster: str
+    version: str
+    resources: Mapping[str, Mapping[str, Packed]]
+    type_versions: Mapping[str, str]
+    context: object
+    created_at: float
+
+    def versions(self, type_url: str) -> dict[str, str]:
+        """Name → version of one type."""
+        return {name: p.version for name, p in self.resources.get(type_url, {}).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class TypeDiff:
+    """How one type differs between two snapshots."""
+
+    changed: frozenset[str]  # added or updated
+    removed: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.removed)
+
+
+def diff(old: Snapshot | None, new: Snapshot | None) -> dict[str, TypeDiff]:
+    """Per type URL (only types that differ, in push order): names added or updated, and
+    names removed. ``None`` stands for an empty snapshot."""
+    out: dict[str, TypeDiff] = {}
+    for type_url in TYPE_URLS:
+        if (
+            old is not None
+            and new is not None
+            and old.type_versions[type_url] == new.type_versions[type_url]
+        ):
+            continue
+        before = old.resources[type_url] if old is not None else {}
+        after = new.resources[type_url] if new is not None else {}
+        changed = frozenset(
+            name
+            for name, p in after.items()
+            if (prev := before.get(name)) is None or prev.version != p.version
+        )
+        removed = frozenset(before.keys() - after.keys())
+        if changed or removed:
+            out[type_url] = TypeDiff(changed, removed)
+    return out
+
+
+class SnapshotCache:
+    """The current :class:`Snapshot` per node cluster, with change notification."""
+
+    def __init__(self) -> None:
+        self._snapshots: dict[str, Snapshot] = {}
+        # Per key: id(message) -> (message, packed). Holding the message keeps its id from
+        # being reused by another object while the entry exists.
+        self._packed: dict[str, dict[int, tuple[Message, Packed]]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+
+    def set_snapshot(
+        self, node_cluster: str, rs: ResourceSet, *, context: object = None
+    ) -> Snapshot:
+        """Install ``rs`` as the snapshot for ``node_cluster`` and wake its watchers.
+
+        Messages that were in the previous snapshot of this key (the same objects) keep
+        their packed form; only new objects are serialized. A snapshot with the same
+        content is still installed (its ``context`` is new) but streams push nothing.
+        """
+        old_packed = self._packed.get(node_cluster, {})
+        new_packed: dict[int, tuple[Message, Packed]] = {}
+        resources: dict[str, Mapping[str, Packed]] = {}
+        type_versions: dict[str, str] = {}
+        by_type = rs.by_type()
+        for type_url in TYPE_URLS:
+            entries: dict[str, Packed] = {}
+            for name, msg in by_type.get(type_url, {}).items():
+                key = id(msg)
+                hit = old_packed.get(key) or new_packed.get(key)
+                if hit is None or hit[0] is not msg:
+                    hit = (msg, _pack(msg, type_url, name))
+                new_packed[key] = hit
+                entries[name] = hit[1]
+            resources[type_url] = MappingProxyType(entries)
+            type_versions[type_url] = combined_version((n, p.version) for n, p in entries.items())
+        snap = Snapshot(
+            node_cluster=node_cluster,
+            version=combined_version(type_versions.items()),
+            resources=MappingProxyType(resources),
+            type_versions=MappingProxyType(type_versions),
+            context=context,
+            created_at=time.time(),
+        )
+        self._snapshots[node_cluster] = snap
+        self._packed[node_cluster] = new_packed
+        self._notify(node_cluster)
+        return snap
+
+    def get(self, node_cluster: str) -> Snapshot | None:
+        return self._snapshots.get(node_cluster)
+
+    def delete(self, node_cluster: str) -> None:
+        """Forget a Gateway. Connected proxies keep what they have (nothing is pushed) and
+        are served again when a snapshot for the key reappears."""
+        self._packed.pop(node_cluster, None)
+        if self._snapshots.pop(node_cluster, None) is not None:
+            self._notify(node_cluster)
+
+    def snapshots(self) -> dict[str, Snapshot]:
+        """All current snapshots by node cluster (a copy)."""
+        return dict(self._snapshots)
+
+    async def watch(self, node_cluster: str, last: Snapshot | None) -> Snapshot | None:
+        """Wait until the snapshot of ``node_cluster`` is no longer ``last``; return it
+        (``None`` if it was deleted). Returns at once if it already differs."""
+        while True:
+            current = self._snapshots.get(node_cluster)
+            if current is not last:
+                return current
+            event = self._changed.get(node_cluster)
+            if event is None:
+                event = self._changed[node_cluster] = asyncio.Event()
+            await event.wait()
+
+    def _notify(self, node_cluster: str) -> None:
+        # One Event per generation: waiters of this generation wake, later ones get a fresh
+        # Event, so there is no clear() that could race with a waiter not yet woken.
+        event = self._changed.pop(node_cluster, None)
+        if event is not None:
+            event.set()
+
+
+def _pack(msg: Message, type_url: str, name: str) -> Packed:
+    resource = any_pb2.Any()
+    # Deterministic, so that the version (a hash of these bytes) depends on content only.
+    resource.Pack(msg, deterministic=True)
+    if resource.type_url != type_url:
+        raise TypeError(f"resource {name!r}: {resource.type_url} given where {type_url} belongs")
+    return Packed(hashlib.blake2b(resource.value, digest_size=8).hexdigest(), resource)
