@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,10 @@ import click
 import yaml
 
 from egobs import __version__
+
+# Envoy processes are spawned while gRPC threads run; gRPC's fork handlers are not needed for
+# exec'd children and only log noise about them.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 EXIT_LOAD_ERROR = 2
 EXIT_BROKEN_INSTALL = 3
@@ -162,6 +167,205 @@ def translate(
             for name, gw in sorted(result.gateways.items())
         }
     _emit(out, output)
+
+
+# --------------------------------------------------------------------------- runtime commands
+
+
+def _setup_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _build_config(
+    config_file: str | None,
+    files: Sequence[str],
+    overrides: dict[str, Any],
+) -> Any:
+    from egobs.config import Config, load_config
+    from egobs.resources import LoadError
+
+    try:
+        cfg = load_config(config_file) if config_file else Config()
+    except LoadError as exc:
+        for err in exc.errors:
+            click.echo(str(err), err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    if files:
+        cfg.provider.file.paths = [str(f) for f in files]
+    if overrides.get("xds_port") is not None:
+        cfg.xds.port = overrides["xds_port"]
+    if overrides.get("admin_port") is not None:
+        cfg.admin.port = overrides["admin_port"]
+    if overrides.get("port_offset") is not None:
+        cfg.infra.host.port_offset = overrides["port_offset"]
+    if overrides.get("infra") is not None:
+        cfg.infra.type = "Host" if overrides["infra"] == "host" else "External"
+    if not cfg.provider.file.paths:
+        click.echo(
+            "egobs: no resource paths: give -f PATH or provider.file.paths in the config", err=True
+        )
+        sys.exit(EXIT_LOAD_ERROR)
+    return cfg
+
+
+def _runtime_options(f: Any) -> Any:
+    f = click.option(
+        "--infra",
+        type=click.Choice(("host", "external")),
+        default=None,
+        help="Run Envoy here (host) or serve xDS only (external).",
+    )(f)
+    f = click.option(
+        "--port-offset",
+        type=int,
+        default=None,
+        help="Added to every Gateway listener port (e.g. 10000: 80 -> 10080).",
+    )(f)
+    f = click.option(
+        "--admin-port", type=int, default=None, help="Admin HTTP port (0 = any free port)."
+    )(f)
+    f = click.option(
+        "--xds-port", type=int, default=None, help="xDS gRPC port (0 = any free port)."
+    )(f)
+    f = click.option(
+        "-f",
+        "--file",
+        "files",
+        multiple=True,
+        help="Resource file or directory to watch (repeatable).",
+    )(f)
+    f = click.option(
+        "-c", "--config", "config_file", default=None, help="egobs serve config file (YAML)."
+    )(f)
+    f = click.option("--log-level", default="info", show_default=True)(f)
+    return f
+
+
+async def _run_until_signalled(cp: Any, after_start: Any = None) -> None:
+    import asyncio
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await cp.start()
+    try:
+        if after_start is not None:
+            done = await after_start(cp)
+            if done:
+                return
+        await stop.wait()
+    finally:
+        await cp.stop()
+
+
+@main.command()
+@_runtime_options
+def serve(config_file: str | None, files: Sequence[str], log_level: str, **overrides: Any) -> None:
+    """Run the control plane: watch resources, serve xDS, supervise Envoy."""
+    import asyncio
+
+    from egobs.controlplane import ControlPlane
+
+    _setup_logging(log_level)
+    cfg = _build_config(config_file, files, overrides)
+    cp = ControlPlane(cfg)
+
+    async def announce(cp: Any) -> bool:
+        click.echo(
+            f"egobs serving xDS on {cfg.xds.address}:{cp.xds.port}, admin on "
+            f"http://{cp.admin.address}:{cp.admin.port}/ (infra: {cfg.infra.type})",
+            err=True,
+        )
+        return False
+
+    asyncio.run(_run_until_signalled(cp, announce))
+
+
+@main.command()
+@click.option(
+    "--admin",
+    "admin_url",
+    default="http://127.0.0.1:19000",
+    show_default=True,
+    help="The control plane's admin URL.",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(("table", "json")), default="table", show_default=True
+)
+def status(admin_url: str, output: str) -> None:
+    """Show GatewayClass/Gateway/Route conditions and proxies of a running control plane."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(admin_url.rstrip("/") + "/debug/status", timeout=5) as resp:
+            doc = json.load(resp)
+    except (urllib.error.URLError, OSError) as exc:
+        click.echo(f"egobs: cannot reach the control plane at {admin_url}: {exc}", err=True)
+        sys.exit(1)
+    if output == "json":
+        click.echo(json.dumps(doc, indent=2))
+        return
+    from egobs._status_table import render
+
+    click.echo(render(doc))
+
+
+@main.command()
+@click.option("--name", required=True, help="Backend name echoed in every reply.")
+@click.option("--port", type=int, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def echo(name: str, port: int, host: str) -> None:
+    """A small HTTP echo backend: replies with JSON naming itself, the path, host and headers."""
+    from egobs.echo import run_echo
+
+    run_echo(name=name, host=host, port=port)
+
+
+@main.command()
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    help="Resources to serve [default: examples/quickstart/].",
+)
+@click.option("--xds-port", type=int, default=18000, show_default=True)
+@click.option("--admin-port", type=int, default=19000, show_default=True)
+@click.option(
+    "--port-offset", type=int, default=10000, show_default=True, help="Added to listener ports."
+)
+@click.option("--once", is_flag=True, help="Exit after sending the demo traffic.")
+@click.option("--log-level", default="warning", show_default=True)
+def demo(
+    files: Sequence[str],
+    xds_port: int,
+    admin_port: int,
+    port_offset: int,
+    once: bool,
+    log_level: str,
+) -> None:
+    """Run the local demo stack: control plane, real Envoy, echo backends, some traffic."""
+    import asyncio
+
+    from egobs.demo import default_quickstart, demo_config, run_demo
+
+    _setup_logging(log_level)
+    paths = [str(f) for f in files] or [str(default_quickstart())]
+    cfg = demo_config(
+        paths=paths, xds_port=xds_port, admin_port=admin_port, port_offset=port_offset
+    )
+    results = asyncio.run(run_demo(cfg, once=once))
+    bad = [r for r in results if r.status >= 500]
+    if bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -153,7 +153,7 @@ _PYDANTIC_MESSAGES = {
 }
 
 
-def _pydantic_errors(
+def validation_errors(
     exc: pydantic.ValidationError, source: Source, ref: str
 ) -> list[ResourceError]:
     errors = []
@@ -226,7 +226,7 @@ def parse_object(data: Any, source: Source) -> Resource:
     try:
         obj = cls.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise LoadError(_pydantic_errors(exc, source, ref)) from None
+        raise LoadError(validation_errors(exc, source, ref)) from None
     if cls.NAMESPACED:
         if obj.metadata.namespace is None:
             obj.metadata.namespace = "default"

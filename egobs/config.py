@@ -1,0 +1,127 @@
+"""The ``egobs serve`` configuration file, in the spirit of Envoy Gateway's EnvoyGateway config.
+
+    apiVersion: egobs.dev/v1alpha1
+    kind: EgobsConfig
+    gateway:
+      controllerName: gateway.egobs.dev/gatewayclass-controller
+    provider:
+      type: File
+      file: {paths: [examples/quickstart]}
+    xds: {address: 127.0.0.1, port: 18000}
+    admin: {address: 127.0.0.1, port: 19000}
+    infra:
+      type: Host
+      host:
+        listenerAddress: 127.0.0.1
+        portOffset: 10000
+
+Unknown fields are errors, reported like resource errors (file, field path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pydantic
+import yaml
+from pydantic import Field
+
+from egobs.resources._base import Model, Source
+from egobs.resources.loader import LoadError, ResourceError, validation_errors
+
+__all__ = [
+    "AdminConfig",
+    "Config",
+    "FileProviderConfig",
+    "GatewayConfig",
+    "HostInfraConfig",
+    "InfraConfig",
+    "ProviderConfig",
+    "XdsConfig",
+    "load_config",
+]
+
+DEFAULT_CONTROLLER_NAME = "gateway.egobs.dev/gatewayclass-controller"
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class GatewayConfig(Model):
+    controller_name: str = DEFAULT_CONTROLLER_NAME
+
+
+class FileProviderConfig(Model):
+    paths: list[str] = Field(default_factory=list)
+    debounce_ms: Annotated[int, Field(ge=1, le=10_000)] = 20
+
+
+class ProviderConfig(Model):
+    type: Literal["File"] = "File"
+    file: FileProviderConfig = Field(default_factory=FileProviderConfig)
+
+
+class XdsConfig(Model):
+    address: str = "127.0.0.1"
+    port: Port = 18000
+    # How the proxies egobs starts talk ADS: state of the world or incremental.
+    mode: Literal["sotw", "delta"] = "delta"
+
+
+class AdminConfig(Model):
+    address: str = "127.0.0.1"
+    port: Port = 19000
+
+
+class HostInfraConfig(Model):
+    runtime_dir: str | None = None
+    log_level: Literal["trace", "debug", "info", "warn", "warning", "error", "critical", "off"] = (
+        "warn"
+    )
+    # Bind listeners here instead of the Gateway's 0.0.0.0, so a dev box exposes nothing.
+    listener_address: str = "127.0.0.1"
+    # Added to every listener port (80 -> 10080 with 10000) so an unprivileged user can run it.
+    port_offset: Annotated[int, Field(ge=-65535, le=65535)] = 0
+    # Explicit listener port remapping; wins over the offset.
+    port_map: dict[int, int] = Field(default_factory=dict)
+    stats_flush_interval_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class InfraConfig(Model):
+    type: Literal["Host", "External"] = "Host"
+    host: HostInfraConfig = Field(default_factory=HostInfraConfig)
+
+
+class Config(Model):
+    api_version: Literal["egobs.dev/v1alpha1"] = "egobs.dev/v1alpha1"
+    kind: Literal["EgobsConfig"] = "EgobsConfig"
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    xds: XdsConfig = Field(default_factory=XdsConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
+    infra: InfraConfig = Field(default_factory=InfraConfig)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises :class:`LoadError` naming file and field."""
+    p = Path(path)
+    src = Source(str(p), 1, 1)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise LoadError([ResourceError(src, f"cannot read: {exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise LoadError([ResourceError(src, f"malformed YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise LoadError([ResourceError(src, "config must be a mapping")])
+    try:
+        cfg = Config.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise LoadError(validation_errors(exc, src, "EgobsConfig")) from None
+    # Relative provider paths are relative to the config file, like kubeconfig paths.
+    base = p.resolve().parent
+    cfg.provider.file.paths = [
+        str((base / q) if not Path(q).is_absolute() else Path(q)) for q in cfg.provider.file.paths
+    ]
+    return cfg

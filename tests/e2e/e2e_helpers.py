@@ -1,0 +1,216 @@
+"""Running `egobs serve` with real Envoy and echo backends for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GATEWAY_CLASS = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: egobs}
+spec: {controllerName: gateway.egobs.dev/gatewayclass-controller}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    cond: Callable[[], Any],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = cond()
+            if value:
+                return value
+        except AssertionError:
+            raise
+        except Exception as exc:  # retried until the deadline
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else "")
+    )
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def request(
+    url: str,
+    *,
+    host: str | None = None,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    timeout: float = 5.0,
+) -> tuple[int, dict[str, str], Any]:
+    """(status, lower-case headers, JSON body or raw text)."""
+    h = dict(headers or {})
+    if host:
+        h["Host"] = host
+    req = urllib.request.Request(url, headers=h, method=method)
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            status, rh, body = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        status, rh, body = err.code, err.headers, err.read()
+    headers_out = {k.lower(): v for k, v in rh.items()}
+    try:
+        return status, headers_out, json.loads(body)
+    except ValueError:
+        return status, headers_out, body.decode(errors="replace")
+
+
+class Serve:
+    """`egobs serve` in a subprocess, on free ports, with a resources directory."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        infra: str = "Host",
+        xds_port: int | None = None,
+        port_map: dict[int, int] | None = None,
+        mode: str = "delta",
+    ) -> None:
+        self.tmp = tmp
+        self.resources = tmp / "resources"
+        self.resources.mkdir(exist_ok=True)
+        self.xds_port = xds_port or free_port()
+        self.admin_port = free_port()
+        self.port_map = port_map or {}
+        self.log_path = tmp / f"serve-{self.xds_port}.log"
+        self.config = tmp / "egobs.yaml"
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "egobs.dev/v1alpha1",
+                    "kind": "EgobsConfig",
+                    "provider": {"type": "File", "file": {"paths": [str(self.resources)]}},
+                    "xds": {"address": "127.0.0.1", "port": self.xds_port, "mode": mode},
+                    "admin": {"address": "127.0.0.1", "port": self.admin_port},
+                    "infra": {
+                        "type": infra,
+                        "host": {
+                            "runtimeDir": str(tmp / "run"),
+                            "listenerAddress": "127.0.0.1",
+                            "portMap": self.port_map,
+                        },
+                    },
+                }
+            )
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def write(self, name: str, text: str) -> None:
+        # Write then rename, as editors and config tools do, so no half file is ever seen.
+        tmp = self.resources / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.resources / name)
+
+    def start(self) -> Serve:
+        env = dict(os.environ)
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "egobs.cli",
+                "serve",
+                "-c",
+                str(self.config),
+                "--log-level",
+                "info",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        wait_until(self._ready, timeout=30, what="egobs serve /readyz")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"egobs serve exited {self.proc.returncode}:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(self.admin + "/readyz", timeout=1) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def status(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.admin + "/debug/status", timeout=5) as resp:
+            return json.load(resp)  # type: ignore[no-any-return]
+
+    def proxy(self, name: str) -> dict[str, Any] | None:
+        for p in self.status()["proxies"]:
+            if p["name"] == name:
+                return p  # type: ignore[no-any-return]
+        return None
+
+    def envoy_pid(self, name: str) -> int | None:
+        p = self.proxy(name)
+        infra = (p or {}).get("infra") or {}
+        return infra.get("pid") if infra.get("state") == "running" else None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._log.close()
+        self.proc = None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
