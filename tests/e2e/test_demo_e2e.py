@@ -1,0 +1,42 @@
+"""`egobs demo --once`: the README's main command, end to end with real Envoy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from e2e_helpers import free_port
+
+pytestmark = pytest.mark.envoy
+
+
+def test_demo_serves_quickstart_traffic(envoy_bin: str) -> None:
+    proxy_port = free_port()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "egobs.cli",
+            "demo",
+            "--once",
+            "--xds-port",
+            "0",
+            "--admin-port",
+            "0",
+            "--port-offset",
+            str(proxy_port - 80),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert f"Traffic through Envoy at http://127.0.0.1:{proxy_port}" in out
+    lines = out.splitlines()
+    assert any("echo-a" in line and "prefix /a" in line for line in lines)
+    assert any("echo-b" in line and "x-served-by=egobs" in line for line in lines)
+    assert any("path=/v1/users" in line for line in lines)
+    assert any(line.strip().startswith("301") for line in lines)
+    assert "Where to look:" in out
