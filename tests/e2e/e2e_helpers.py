@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from testkit import unused_port as free_port
 
 GATEWAY_CLASS = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -23,12 +23,6 @@ kind: GatewayClass
 metadata: {name: egobs}
 spec: {controllerName: gateway.egobs.dev/gatewayclass-controller}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(
@@ -201,16 +195,3 @@ class Serve:
                 self.proc.wait(5)
         self._log.close()
         self.proc = None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False

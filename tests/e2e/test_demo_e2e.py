@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from e2e_helpers import free_port
+from testkit import unused_port as free_port
 
 pytestmark = pytest.mark.envoy
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_helpers import envoy_binary, pid_alive, run_async, unused_port, wait_until
+from infra_helpers import run_async
+from testkit import envoy_binary, pid_alive, unused_port
+from testkit import wait_until_async as wait_until
 
 from egobs import ir
 from egobs.infra import host as host_mod

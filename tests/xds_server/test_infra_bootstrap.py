@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xds_server_helpers import envoy_binary
+from testkit import envoy_binary
 
 from egobs.infra.bootstrap import XDS_CLUSTER, bootstrap
 

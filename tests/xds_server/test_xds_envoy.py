@@ -21,19 +21,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from testkit import envoy_binary, unused_port
+from testkit import wait_until_async as wait_until
 from xds_server_helpers import (
     TYPES4,
     Recorder,
     cluster,
     endpoints,
-    envoy_binary,
     listener,
     resource_set,
     route_config,
     run,
     running,
-    unused_port,
-    wait_until,
 )
 
 from egobs import ir

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from testkit import wait_until_async as wait_until
 from xds_server_helpers import (
     DeltaClient,
     Recorder,
@@ -14,7 +15,6 @@ from xds_server_helpers import (
     route_config,
     run,
     running,
-    wait_until,
 )
 
 from egobs.xds.resources import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, ResourceSet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+from testkit import wait_until_async as wait_until
 from xds_server_helpers import (
     Recorder,
     SotwClient,
@@ -16,7 +17,6 @@ from xds_server_helpers import (
     run,
     running,
     secret,
-    wait_until,
 )
 
 from egobs.xds.resources import (

