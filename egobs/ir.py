@@ -19,6 +19,7 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = [
+    "AccessLogSink",
     "AddressType",
     "AppProtocol",
     "Certificate",
@@ -321,6 +322,20 @@ class UDPListener:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessLogSink:
+    """A gRPC access-log service (``egobs sink``) every HTTP and TCP listener streams to.
+
+    ``name`` names the Envoy cluster ``egobs/als/<name>``; ``log_name`` tells the sink which
+    logger an entry came from when one sink serves several.
+    """
+
+    name: str
+    host: str
+    port: int
+    log_name: str = "egobs"
+
+
+@dataclass(frozen=True, slots=True)
 class Gateway:
     """The xDS IR of one Gateway: everything its proxies must serve.
 
@@ -331,6 +346,7 @@ class Gateway:
     http: tuple[HTTPListener, ...] = ()
     tcp: tuple[TCPListener, ...] = ()
     udp: tuple[UDPListener, ...] = ()
+    access_log_sinks: tuple[AccessLogSink, ...] = ()
 
 
 # --------------------------------------------------------------------------- infra

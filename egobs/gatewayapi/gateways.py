@@ -137,6 +137,7 @@ class ListenerState:
     # Filled while routes are processed.
     attached: set[tuple[str, str, str]] = field(default_factory=set)
     http_entries: list[tuple[tuple[Any, ...], ir.HTTPRoute]] = field(default_factory=list)
+    http_sorted: bool = False  # http_entries already in final order
     tcp_routes: list[ir.TCPRoute] = field(default_factory=list)
     udp_route: ir.UDPRoute | None = None
     l4_owner: str | None = None  # the one route a plain TCP/UDP listener serves
@@ -513,7 +514,8 @@ def _listener_status(
 def listener_ir(ls: ListenerState) -> ir.HTTPListener | ir.TCPListener | ir.UDPListener:
     """The xDS IR of a programmed listener, routes in final Envoy order."""
     if ls.protocol in ("HTTP", "HTTPS"):
-        ls.http_entries.sort(key=_entry_key)
+        if not ls.http_sorted:
+            ls.http_entries.sort(key=_entry_key)
         return ir.HTTPListener(
             name=ls.ir_name,
             address=BIND_ADDRESS,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +13,7 @@ from egobs.gatewayapi.backends import GRPC_ROUTE, HTTP_ROUTE, Backends
 from egobs.gatewayapi.gateways import (
     ClassState,
     GatewayState,
+    ListenerState,
     class_status,
     gateway_status,
     listener_ir,
@@ -64,40 +67,85 @@ _BACKEND_INPUTS = (
     "namespaces",
     "grpc_routes",
 )
+# Everything but routes: what decides Gateway and listener state, and so route attachment.
+_ENV_INPUTS = tuple(
+    f.name
+    for f in dataclasses.fields(Resources)
+    if f.name not in ("http_routes", "grpc_routes", "tcp_routes", "udp_routes", "tls_routes")
+)
+
+
+class _RouteMemo:
+    """What earlier runs learned about one HTTPRoute/GRPCRoute object.
+
+    ``compiled`` and ``stamped`` depend on the route and the backend inputs only; ``outcome``
+    (which listeners it attached to with which IR routes, and its status) also depends on
+    the Gateway side of the input, so it is only valid under the environment token ``env``.
+    """
+
+    __slots__ = ("compiled", "env", "outcome", "route", "stamped")
+
+    def __init__(self, route: object) -> None:
+        self.route = route
+        self.compiled: CompiledHTTPRoute | None = None
+        # hostname -> stamped entries: the same ir.HTTPRoute objects while the route and its
+        # backends stay, so the xDS translator finds them by identity.
+        self.stamped: dict[str, list[tuple[tuple[Any, ...], ir.HTTPRoute]]] = {}
+        self.env: object = None
+        self.outcome: _Outcome | None = None
+
+
+# Per listener ordinal, the entries the route added; and the route's status. An outcome of
+# None attachments means the route names none of our Gateways (no status either).
+_Attachments = tuple[tuple[int, tuple[tuple[tuple[Any, ...], ir.HTTPRoute], ...]], ...]
+_Outcome = tuple[_Attachments | None, dict[str, Any] | None]
 
 
 class Translator:
-    """:func:`translate` that remembers compiled routes between runs.
+    """:func:`translate` that remembers per-route work between runs.
 
-    A route is recompiled only when its object changed (the file provider keeps the very same
-    objects for files it did not reload) or when anything backend resolution reads changed.
-    Output equals :func:`translate`'s for the same input.
+    The file provider keeps the very same objects for files it did not reload, so object
+    identity tells what changed. A route is recompiled only when its object changed or when
+    anything backend resolution reads changed. While the Gateway side of the input (every
+    kind but routes) is the same objects too, an unchanged route's attachment, IR routes and
+    status are taken as they were: its IR routes are the identical objects (which makes the
+    xDS translator's cache hits cheap) and listener route order is patched, not re-sorted.
+
+    Output equals :func:`translate`'s for the same input and ``now``. With a later ``now``,
+    statuses of routes whose inputs did not change keep their conditions, including
+    ``lastTransitionTime``: nothing about them transitioned.
     """
 
     def __init__(self, *, controller_name: str = DEFAULT_CONTROLLER_NAME) -> None:
         self.controller_name = controller_name
         self._inputs: tuple[list[Any], ...] = ()
-        self._compiled: dict[StatusKey, tuple[object, CompiledHTTPRoute]] = {}
+        self._env_inputs: tuple[list[Any], ...] = ()
+        self._env: object = object()
+        self._routes: dict[StatusKey, _RouteMemo] = {}
+        # Per HTTP listener ordinal: the last sorted entries, for patching instead of sorting.
+        self._sorted: dict[int, list[tuple[tuple[Any, ...], ir.HTTPRoute]]] = {}
         self.compiled_last = 0  # routes compiled by the last run, for tests and metrics
+        self.reused_last = 0  # routes whose outcome was reused by the last run
 
     def translate(self, resources: Resources, *, now: str | None = None) -> Result:
         inputs = tuple(list(getattr(resources, attr)) for attr in _BACKEND_INPUTS)
         if not _same_objects(inputs, self._inputs):
-            self._compiled = {}
+            self._routes = {}
             self._inputs = inputs
+        env_inputs = tuple(list(getattr(resources, attr)) for attr in _ENV_INPUTS)
+        if not _same_objects(env_inputs, self._env_inputs):
+            self._env = object()
+            self._env_inputs = env_inputs
+            self._sorted = {}
         run = _Translation(resources, self.controller_name, now or rfc3339_now(), self)
         result = run.run()
-        live = run.seen_routes
-        self._compiled = {k: v for k, v in self._compiled.items() if k in live}
+        live = run.touched_routes
+        if len(live) != len(self._routes):
+            self._routes = {k: v for k, v in self._routes.items() if k in live}
+        self._sorted = run.sorted_entries
         self.compiled_last = run.compiled
+        self.reused_last = run.reused
         return result
-
-    def _lookup(self, route: object, key: StatusKey) -> CompiledHTTPRoute | None:
-        hit = self._compiled.get(key)
-        return hit[1] if hit is not None and hit[0] is route else None
-
-    def _store(self, route: object, key: StatusKey, compiled: CompiledHTTPRoute) -> None:
-        self._compiled[key] = (route, compiled)
 
 
 def _same_objects(a: tuple[list[Any], ...], b: tuple[list[Any], ...]) -> bool:
@@ -109,13 +157,39 @@ def _same_objects(a: tuple[list[Any], ...], b: tuple[list[Any], ...]) -> bool:
     return True
 
 
+def _patch_sorted(
+    previous: list[tuple[tuple[Any, ...], ir.HTTPRoute]],
+    entries: list[tuple[tuple[Any, ...], ir.HTTPRoute]],
+) -> list[tuple[tuple[Any, ...], ir.HTTPRoute]] | None:
+    """``entries`` sorted, made from ``previous`` (sorted) when few entries differ.
+
+    Entries are compared by identity: unchanged routes hand back the very same tuples. Sort
+    keys are unique per entry (they end in namespace, name, kind, rule and match index), so
+    the result is the same order a full sort gives. None when patching would not pay.
+    """
+    now_ids = {id(e) for e in entries}
+    kept = [e for e in previous if id(e) in now_ids]
+    if len(entries) - len(kept) > 64:
+        return None
+    kept_ids = {id(e) for e in kept}
+    for e in entries:
+        if id(e) not in kept_ids:
+            bisect.insort(kept, e, key=_entry_key)
+    return kept
+
+
+def _entry_key(entry: tuple[tuple[Any, ...], ir.HTTPRoute]) -> tuple[Any, ...]:
+    return entry[0]
+
+
 class _Translation:
     def __init__(
         self, resources: Resources, controller_name: str, now: str, memo: Translator | None
     ) -> None:
         self.memo = memo
-        self.seen_routes: set[StatusKey] = set()
+        self.touched_routes: set[StatusKey] = set()
         self.compiled = 0
+        self.reused = 0
         self.resources = resources
         self.controller = controller_name
         self.conds = Conditions(now)
@@ -124,6 +198,10 @@ class _Translation:
         self.statuses: dict[StatusKey, dict[str, Any]] = {}
         self.classes: dict[str, ClassState] = {}
         self.gateways: dict[tuple[str, str], GatewayState] = {}
+        self.listeners: list[ListenerState] = []  # every listener, in a stable order
+        self.ordinals: dict[int, int] = {}  # id(ListenerState) -> index in listeners
+        self.sorted_entries: dict[int, list[tuple[tuple[Any, ...], ir.HTTPRoute]]] = {}
+        self.duplicates = False
 
     def run(self) -> Result:
         for cls in self.resources.gateway_classes:
@@ -135,6 +213,10 @@ class _Translation:
             cls_state = self.classes.get(gw.spec.gateway_class_name)
             if cls_state is not None:
                 self.gateways[(gw.namespace, gw.name)] = process_gateway(gw, cls_state, self.index)
+        for gw_state in self.gateways.values():
+            for ls in gw_state.listeners:
+                self.ordinals[id(ls)] = len(self.listeners)
+                self.listeners.append(ls)
         if self.gateways:
             self._http_routes(HTTP_ROUTE, self.resources.http_routes)
             self._http_routes(GRPC_ROUTE, self.resources.grpc_routes)
@@ -144,58 +226,131 @@ class _Translation:
                 self.resources.udp_routes,
             ):
                 self._l4_routes(routes)
+        if self.memo is not None:
+            self._presort()
         return self._result()
 
     # ------------------------------------------------------------------ routes
 
     def _http_routes(self, kind: str, routes: list[HTTPRoute] | list[GRPCRoute]) -> None:
+        memo = self.memo
+        if memo is None:
+            for route in routes:
+                self._http_route(kind, route, None)
+            return
+        env, memos, touched = memo._env, memo._routes, self.touched_routes
+        listeners, statuses = self.listeners, self.statuses
         for route in routes:
-            parents = resolve_parents(
-                route, kind, tuple(route.spec.hostnames), self.gateways, self.index
-            )
-            if not parents:
-                continue
             key = route.key
-            self.seen_routes.add(key)
-            compiled = self.memo._lookup(route, key) if self.memo is not None else None
-            if compiled is None:
-                compiled = (
-                    compile_http(route, self.backends)
-                    if isinstance(route, HTTPRoute)
-                    else compile_grpc(route, self.backends)
+            if key in touched:
+                # The same key twice (only Resources.of allows that): leave the memo of
+                # the first alone and sort in full, so order among equal keys is a sort's.
+                self.duplicates = True
+                self._http_route(kind, route, None)
+                continue
+            touched.add(key)
+            m = memos.get(key)
+            if m is None or m.route is not route:
+                m = memos[key] = _RouteMemo(route)
+            elif m.env is env and m.outcome is not None:
+                # Same route, same Gateways: attach exactly as last time.
+                attachments, status = m.outcome
+                if attachments is None:
+                    continue
+                for ordinal, entries in attachments:
+                    ls = listeners[ordinal]
+                    ls.attached.add(key)
+                    if entries:
+                        ls.http_entries.extend(entries)
+                assert status is not None
+                statuses[key] = status
+                self.reused += 1
+                continue
+            m.outcome = self._http_route(kind, route, m)
+            m.env = env
+
+    def _http_route(
+        self, kind: str, route: HTTPRoute | GRPCRoute, m: _RouteMemo | None
+    ) -> _Outcome:
+        parents = resolve_parents(
+            route, kind, tuple(route.spec.hostnames), self.gateways, self.index
+        )
+        if not parents:
+            return None, None
+        key = route.key
+        compiled = m.compiled if m is not None else None
+        if compiled is None:
+            compiled = (
+                compile_http(route, self.backends)
+                if isinstance(route, HTTPRoute)
+                else compile_grpc(route, self.backends)
+            )
+            self.compiled += 1
+            if m is not None:
+                m.compiled = compiled
+                m.stamped = {}
+        invalid = None
+        if compiled.all_dropped:
+            invalid = Issue(
+                R_UNSUPPORTED_VALUE,
+                "every rule is invalid: " + describe_dropped(compiled.dropped),
+            )
+        attachments: list[tuple[int, tuple[tuple[tuple[Any, ...], ir.HTTPRoute], ...]]] = []
+        entries = []
+        for parent in parents:
+            issue = invalid or parent.issue
+            if issue is None:
+                for ls, hosts in parent.listeners:
+                    if key in ls.attached:
+                        continue
+                    ls.attached.add(key)
+                    added: list[tuple[tuple[Any, ...], ir.HTTPRoute]] = []
+                    if ls.programmed:
+                        for host in hosts:
+                            added.extend(self._stamped(compiled, host, m))
+                        ls.http_entries.extend(added)
+                    attachments.append((self.ordinals[id(ls)], tuple(added)))
+            entries.append(
+                parent_status(
+                    parent,
+                    route,
+                    self.controller,
+                    issue,
+                    list(compiled.resolved_issues),
+                    list(compiled.dropped),
+                    self.conds,
                 )
-                self.compiled += 1
-                if self.memo is not None:
-                    self.memo._store(route, key, compiled)
-            invalid = None
-            if compiled.all_dropped:
-                invalid = Issue(
-                    R_UNSUPPORTED_VALUE,
-                    "every rule is invalid: " + describe_dropped(compiled.dropped),
-                )
-            entries = []
-            for parent in parents:
-                issue = invalid or parent.issue
-                if issue is None:
-                    for ls, hosts in parent.listeners:
-                        if key in ls.attached:
-                            continue
-                        ls.attached.add(key)
-                        if ls.programmed:
-                            for host in hosts:
-                                ls.http_entries.extend(stamp(compiled.entries, host))
-                entries.append(
-                    parent_status(
-                        parent,
-                        route,
-                        self.controller,
-                        issue,
-                        list(compiled.resolved_issues),
-                        list(compiled.dropped),
-                        self.conds,
-                    )
-                )
-            self.statuses[key] = {"parents": entries}
+            )
+        status = {"parents": entries}
+        self.statuses[key] = status
+        return tuple(attachments), status
+
+    @staticmethod
+    def _stamped(
+        compiled: CompiledHTTPRoute, host: str, m: _RouteMemo | None
+    ) -> list[tuple[tuple[Any, ...], ir.HTTPRoute]]:
+        if m is None:
+            return stamp(compiled.entries, host)
+        hit = m.stamped.get(host)
+        if hit is None:
+            hit = m.stamped[host] = stamp(compiled.entries, host)
+        return hit
+
+    def _presort(self) -> None:
+        """Order each programmed HTTP listener's entries, patching last run's order."""
+        assert self.memo is not None
+        previous = self.memo._sorted
+        for ordinal, ls in enumerate(self.listeners):
+            if not ls.programmed or ls.protocol not in ("HTTP", "HTTPS"):
+                continue
+            before = None if self.duplicates else previous.get(ordinal)
+            patched = _patch_sorted(before, ls.http_entries) if before is not None else None
+            if patched is None:
+                ls.http_entries.sort(key=_entry_key)
+            else:
+                ls.http_entries = patched
+            ls.http_sorted = True
+            self.sorted_entries[ordinal] = ls.http_entries
 
     def _l4_routes(self, routes: Sequence[L4Route]) -> None:
         for route in sorted(routes, key=precedence):

@@ -45,3 +45,91 @@ def test_backend_changes_recompile_everything() -> None:
     res2 = Resources.of(objs)
     assert t.translate(res2, now=NOW) == gatewayapi.translate(res2, now=NOW)
     assert t.compiled_last == len(res2.http_routes) + len(res2.grpc_routes)
+
+
+def _ir_routes(result: gatewayapi.Result) -> list[object]:
+    return [r for gw in result.gateways.values() for lis in gw.http for r in lis.routes]
+
+
+def _replace_route(res: Resources, index: int, change: object) -> Resources:
+    objs = list(res)
+    routes = [k for k, o in enumerate(objs) if isinstance(o, HTTPRoute)]
+    changed = objs[routes[index]].model_copy(deep=True)
+    assert isinstance(changed, HTTPRoute)
+    change(changed)  # type: ignore[operator]
+    objs[routes[index]] = changed
+    return Resources.of(objs)
+
+
+def test_unchanged_routes_keep_their_ir_objects_and_statuses() -> None:
+    res = load_paths([TESTDATA / "http_match_precedence.in.yaml"])
+    t = gatewayapi.Translator()
+    first = t.translate(res, now=NOW)
+    before = {id(r): r for r in _ir_routes(first)}
+
+    def rename_path(route: HTTPRoute) -> None:
+        route.spec.rules[0].matches[0].path = type(route.spec.rules[0].matches[0].path)(
+            type="PathPrefix", value="/moved"
+        )
+
+    res2 = _replace_route(res, 0, rename_path)
+    second = t.translate(res2, now=NOW)
+    assert second == gatewayapi.translate(res2, now=NOW)
+    assert t.reused_last == len(res2.http_routes) - 1
+    changed_key = res2.http_routes[0].key
+    for key, status in second.statuses.items():
+        if key[0] == "HTTPRoute" and key != changed_key:
+            assert status is first.statuses[key]
+    # Routes of unchanged objects are the very objects of the last run (the xDS translator
+    # finds them by identity); only the changed route's are new.
+    prefix = _prefix(res2)
+    after = _ir_routes(second)
+    assert any(id(r) in before for r in after)
+    for r in after:
+        assert (id(r) in before) == (not r.name.startswith(prefix)), r.name  # type: ignore[attr-defined]
+
+
+def _prefix(res: Resources) -> str:
+    r = res.http_routes[0]
+    return f"httproute/{r.namespace}/{r.name}/"
+
+
+def test_adding_and_removing_routes_keeps_precedence_order() -> None:
+    res = load_paths([TESTDATA / "http_match_precedence.in.yaml"])
+    objs = list(res)
+    routes = [o for o in objs if isinstance(o, HTTPRoute)]
+    t = gatewayapi.Translator()
+    # Every subset in turn, each derived from the last translation's order by patching.
+    for drop in [*routes, None, routes[-1], routes[0]]:
+        subset = Resources.of([o for o in objs if o is not drop])
+        assert t.translate(subset, now=NOW) == gatewayapi.translate(subset, now=NOW)
+
+
+def test_gateway_change_recomputes_attachment() -> None:
+    res = load_paths([TESTDATA / "listener_hostname_conflict.in.yaml"])
+    t = gatewayapi.Translator()
+    t.translate(res, now=NOW)
+    objs = [o for o in res if o.KIND != "Gateway"]
+    gateways = [o for o in res if o.KIND == "Gateway"]
+    for gw in gateways:
+        copy = gw.model_copy(deep=True)
+        copy.spec.listeners = copy.spec.listeners[:1]
+        objs.append(copy)
+    res2 = Resources.of(objs)
+    assert t.translate(res2, now=NOW) == gatewayapi.translate(res2, now=NOW)
+    assert t.reused_last == 0
+    # And back: same output as a fresh translation again.
+    assert t.translate(res, now=NOW) == gatewayapi.translate(res, now=NOW)
+
+
+def test_later_now_keeps_conditions_of_unchanged_routes() -> None:
+    res = load_paths([TESTDATA / "http_basic.in.yaml"])
+    t = gatewayapi.Translator()
+    first = t.translate(res, now=NOW)
+    later = t.translate(res, now="2026-01-01T00:05:00Z")
+    for key, status in later.statuses.items():
+        if key[0] == "HTTPRoute":
+            assert status is first.statuses[key]
+        else:
+            for cond in status["conditions"]:
+                assert cond["lastTransitionTime"] == "2026-01-01T00:05:00Z"

@@ -667,7 +667,7 @@ def test_incremental_rebuilds_only_the_changed_route() -> None:
     gw = full_gateway()
     first = translator.translate(gw)
     cache = translator._caches[gw.name]
-    route_msgs = dict(cache.routes)
+    route_msgs = dict(cache.routes.values())
 
     changed, changed_name = _change_one_route(gw)
     second = translator.translate(changed)
@@ -692,7 +692,7 @@ def test_incremental_rebuilds_only_the_changed_route() -> None:
     )
 
     new_cache = translator._caches[gw.name]
-    for ir_route, msgs in new_cache.routes.items():
+    for ir_route, msgs in new_cache.routes.values():
         if ir_route.name == changed_name:
             assert ir_route not in route_msgs
             assert msgs[0].match.safe_regex.regex == "/things/.*"
@@ -789,3 +789,18 @@ def test_config_dump(rs: ResourceSet) -> None:
     assert list(config_dump(rs, types="clusters")) == ["clusters"]
     with pytest.raises(ValueError, match="bogus"):
         config_dump(rs, types=["bogus"])
+
+
+def test_identical_ir_routes_are_found_without_hashing_the_rest() -> None:
+    routes = [route(f"r{j}", path_match=ir.PathMatch(S.PREFIX, f"/{j}")) for j in range(50)]
+    translator = Translator()
+    first = translator.translate(one_listener_gateway(*routes))
+    routes[7] = route("r7", path_match=ir.PathMatch(S.PREFIX, "/seven"))
+    second = translator.translate(one_listener_gateway(*routes))
+    assert built(translator) == {"routes_built": 1, "vhosts_built": 1, "route_configs_built": 1}
+    assert translator.last_stats["routes_reused"] == 49
+    assert second.routes["t/gw/http"] is not first.routes["t/gw/http"]
+    cache = translator._caches["t/gw"]
+    # The value index of old routes is per translation: kept, it would hold them alive.
+    assert cache.by_value is None
+    assert len(cache.routes) == 50

@@ -26,6 +26,7 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from egobs import ir
 
 from ._common import BLACKHOLE_CLUSTER, pack, set_ads
+from .accesslog import http_access_logs, tcp_access_logs
 
 __all__ = [
     "HCM_FILTER",
@@ -91,6 +92,7 @@ class ListenerPlan:
     address: str
     port: int
     chains: tuple[HTTPChain | TCPChain, ...]
+    access_log_sinks: tuple[ir.AccessLogSink, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,13 @@ def plan(gateway: ir.Gateway) -> Plan:
             _plan_udp(out, group, port)
         else:
             _plan_stream(out, group, port)
+    if gateway.access_log_sinks:
+        out.listeners = [
+            dataclasses.replace(lp, access_log_sinks=gateway.access_log_sinks)
+            if isinstance(lp, ListenerPlan)
+            else lp
+            for lp in out.listeners
+        ]
     return out
 
 
@@ -281,13 +290,13 @@ def build_listener(p: ListenerPlan | UDPListenerPlan) -> listener_pb2.Listener:
         network_filter = chain.filters.add()
         if isinstance(c, HTTPChain):
             network_filter.name = HCM_FILTER
-            network_filter.typed_config.Pack(_hcm(c), deterministic=True)
+            network_filter.typed_config.Pack(_hcm(c, p.access_log_sinks), deterministic=True)
             if c.tls is not None:
                 chain.transport_socket.name = TLS_TRANSPORT_SOCKET
                 chain.transport_socket.typed_config.Pack(_downstream_tls(c.tls), deterministic=True)
         else:
             network_filter.name = TCP_PROXY_FILTER
-            network_filter.typed_config.Pack(_tcp_proxy(c), deterministic=True)
+            network_filter.typed_config.Pack(_tcp_proxy(c, p.access_log_sinks), deterministic=True)
     return out
 
 
@@ -295,7 +304,9 @@ def _is_tls(chain: HTTPChain | TCPChain) -> bool:
     return isinstance(chain, HTTPChain) and chain.tls is not None
 
 
-def _hcm(chain: HTTPChain) -> hcm_pb2.HttpConnectionManager:
+def _hcm(
+    chain: HTTPChain, sinks: tuple[ir.AccessLogSink, ...] = ()
+) -> hcm_pb2.HttpConnectionManager:
     out = hcm_pb2.HttpConnectionManager(
         stat_prefix=chain.stat_prefix,
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
@@ -310,6 +321,7 @@ def _hcm(chain: HTTPChain) -> hcm_pb2.HttpConnectionManager:
     router = out.http_filters.add()
     router.name = ROUTER_FILTER
     router.typed_config.CopyFrom(_ROUTER)
+    out.access_log.extend(http_access_logs(sinks))
     return out
 
 
@@ -324,13 +336,14 @@ def _downstream_tls(tls: TLSPlan) -> tls_pb2.DownstreamTlsContext:
     return out
 
 
-def _tcp_proxy(chain: TCPChain) -> tcp_proxy_pb2.TcpProxy:
+def _tcp_proxy(chain: TCPChain, sinks: tuple[ir.AccessLogSink, ...] = ()) -> tcp_proxy_pb2.TcpProxy:
     out = tcp_proxy_pb2.TcpProxy(stat_prefix=chain.stat_prefix)
     if len(chain.clusters) == 1:
         out.cluster = chain.clusters[0][0]
     else:
         for name, weight in chain.clusters:
             out.weighted_clusters.clusters.add(name=name, weight=weight)
+    out.access_log.extend(tcp_access_logs(sinks))
     return out
 
 

@@ -18,6 +18,7 @@ from egobs import ir
 from ..resources import ResourceSet
 from . import listener as _listener
 from ._common import BLACKHOLE_CLUSTER
+from .accesslog import build_access_log_cluster
 from .cluster import build_blackhole_cluster, build_cluster
 from .route import build_route_configuration, build_routes, build_virtual_host, virtual_host_name
 from .secret import build_secret
@@ -31,13 +32,18 @@ _ClusterPair = tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment | N
 class _Cache:
     """What one translation of a Gateway produced, keyed by what it was made from.
 
-    Routes, clusters and secrets are keyed by their IR value. Virtual hosts and route
-    configurations are keyed by the identity of the messages they contain (``id``), which
-    is cheap to hash and exact: the entry holds those messages alive, so no other object
-    can have the same ids while the entry exists.
+    Clusters and secrets are keyed by their IR value. Routes are keyed by the identity of
+    their IR object: the Gateway API translator hands back the very same objects for
+    routes that did not change, and hashing 10,000 nested IR values costs more than the
+    rest of a one-route update; an identity miss falls back to an IR value lookup among
+    the entries no identity hit took (``by_value``, built only when there is a miss).
+    Virtual hosts and route configurations are keyed by the identity of the messages they
+    contain. Identity keys are exact: each entry holds its objects alive, so no other
+    object can have the same id while the entry exists.
     """
 
-    routes: dict[ir.HTTPRoute, tuple[rc.Route, ...]] = field(default_factory=dict)
+    routes: dict[int, tuple[ir.HTTPRoute, tuple[rc.Route, ...]]] = field(default_factory=dict)
+    by_value: dict[ir.HTTPRoute, tuple[rc.Route, ...]] | None = None
     vhosts: dict[tuple[Any, ...], tuple[rc.VirtualHost, list[rc.Route]]] = field(
         default_factory=dict
     )
@@ -103,6 +109,9 @@ class Translator:
         if p.blackhole:
             new.blackhole = old.blackhole or build_blackhole_cluster()
             cluster_msgs[BLACKHOLE_CLUSTER] = new.blackhole
+        for sink in gateway.access_log_sinks:
+            als = build_access_log_cluster(sink)
+            cluster_msgs[als.name] = als
 
         listeners: dict[str, listener_pb2.Listener] = {}
         for lp in p.listeners:
@@ -129,6 +138,7 @@ class Translator:
                 new.secrets[cert] = secret
                 secrets[cert.name] = secret
 
+        new.by_value = None  # it holds old routes alive
         self._caches[gateway.name] = new
         self.last_stats = stats
         return ResourceSet(
@@ -150,20 +160,39 @@ class Translator:
     ) -> route_pb2.RouteConfiguration:
         old_routes, new_routes = old.routes, new.routes
         built = reused = 0
-        vhost_msgs: list[rc.VirtualHost] = []
-        for hostname, routes in _virtual_hosts(listeners):
-            route_msgs: list[rc.Route] = []
+        vhosts = _virtual_hosts(listeners)
+        misses: list[ir.HTTPRoute] = []
+        for _, routes in vhosts:
             for route in routes:
-                msgs = old_routes.pop(route, None)
+                k = id(route)
+                if k in new_routes:
+                    continue
+                hit = old_routes.pop(k, None)
+                if hit is None:
+                    misses.append(route)
+                else:
+                    new_routes[k] = hit
+                    reused += 1
+        if misses:
+            if new.by_value is None:
+                new.by_value = {r: msgs for r, msgs in old_routes.values()}
+            by_value = new.by_value
+            for route in misses:
+                k = id(route)
+                if k in new_routes:
+                    continue
+                msgs = by_value.get(route)
                 if msgs is None:
-                    # No lookup in new_routes: a route repeated within one translation is
-                    # rare, and building it twice is cheaper than hashing every route again.
                     msgs = build_routes(route)
                     built += 1
                 else:
                     reused += 1
-                new_routes[route] = msgs
-                route_msgs.extend(msgs)
+                new_routes[k] = (route, msgs)
+        vhost_msgs: list[rc.VirtualHost] = []
+        for hostname, routes in vhosts:
+            route_msgs: list[rc.Route] = []
+            for route in routes:
+                route_msgs.extend(new_routes[id(route)][1])
                 _add_clusters(route, clusters)
 
             vhost_name = virtual_host_name(name, hostname)

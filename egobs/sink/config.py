@@ -1,0 +1,120 @@
+"""The ``egobs sink`` configuration file::
+
+    apiVersion: egobs.dev/v1alpha1
+    kind: SinkConfig
+    address: 127.0.0.1
+    port: 18090
+    maxQueue: 50000
+    jsonl:
+      path: /var/log/egobs/access.jsonl   # "-" for stdout
+      maxBytes: 104857600
+      maxAgeS: 3600
+      backups: 5
+    metrics: {address: 127.0.0.1, port: 18091, labelCap: 200}
+    otlp: {endpoint: 127.0.0.1:4317}
+
+Unknown fields are errors, reported like resource errors (file, field path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pydantic
+import yaml
+from pydantic import Field
+
+from egobs.resources._base import Model, Source
+from egobs.resources.loader import LoadError, ResourceError, validation_errors
+
+__all__ = [
+    "DEFAULT_REDACTED_HEADERS",
+    "JsonlConfig",
+    "MetricsConfig",
+    "OtlpConfig",
+    "SinkConfig",
+    "load_sink_config",
+]
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+DEFAULT_REDACTED_HEADERS = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-auth-token",
+)
+
+
+class JsonlConfig(Model):
+    # None disables the JSON lines output; "-" writes to stdout (never rotated).
+    path: str | None = None
+    max_bytes: Annotated[int, Field(ge=1024)] = 100 * 1024 * 1024
+    # Rotate a file this old even when small, so a quiet sink still rolls over daily logs.
+    max_age_s: Annotated[float, Field(gt=0)] | None = 24 * 3600.0
+    # Rotated files kept; older ones are deleted.
+    backups: Annotated[int, Field(ge=0, le=10_000)] = 5
+    # Request/response headers kept in a line (lower-case); None keeps what Envoy logged.
+    header_allowlist: list[str] | None = None
+    redact_headers: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACTED_HEADERS))
+
+
+class MetricsConfig(Model):
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: Port = 18091
+    # Distinct values kept per route / upstream cluster / gateway label; later ones are
+    # counted under "other".
+    label_cap: Annotated[int, Field(ge=1, le=100_000)] = 200
+
+
+class OtlpConfig(Model):
+    # host:port of an OTLP/gRPC collector; None disables forwarding.
+    endpoint: str | None = None
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 512
+    flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    max_queue: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    initial_backoff_s: Annotated[float, Field(gt=0, le=60)] = 0.2
+    max_backoff_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+
+
+class SinkConfig(Model):
+    api_version: Literal["egobs.dev/v1alpha1"] = "egobs.dev/v1alpha1"
+    kind: Literal["SinkConfig"] = "SinkConfig"
+    address: str = "127.0.0.1"
+    port: Port = 18090
+    # Entries held between the gRPC streams and the outputs; beyond it, batches are dropped.
+    max_queue: Annotated[int, Field(ge=1, le=10_000_000)] = 50_000
+    # How long a stream waits for room in a full queue before its batch is dropped; the wait
+    # turns a burst into gRPC flow control instead of loss.
+    queue_full_wait_s: Annotated[float, Field(ge=0, le=10)] = 0.25
+    # A single gRPC message larger than this is rejected and counted.
+    max_message_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 4 * 1024 * 1024
+    # How long shutdown may take to drain the queue and the forwarder.
+    shutdown_grace_s: Annotated[float, Field(ge=0, le=300)] = 10.0
+    jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    otlp: OtlpConfig = Field(default_factory=OtlpConfig)
+
+
+def load_sink_config(path: str | Path) -> SinkConfig:
+    """Read and validate a sink config file; raises :class:`LoadError` naming file and field."""
+    p = Path(path)
+    src = Source(str(p), 1, 1)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise LoadError([ResourceError(src, f"cannot read: {exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise LoadError([ResourceError(src, f"malformed YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise LoadError([ResourceError(src, "config must be a mapping")])
+    try:
+        return SinkConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise LoadError(validation_errors(exc, src, "SinkConfig")) from None

@@ -1,0 +1,267 @@
+"""The ``egobs sink`` server: gRPC access-log and OTLP logs services, ``/metrics`` and health.
+
+One grpc.aio server on one port serves
+``envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs`` (Envoy's HTTP and TCP
+gRPC access loggers) and ``opentelemetry.proto.collector.logs.v1.LogsService/Export``
+(Envoy's OpenTelemetry access logger). Requests are decoded by the sink itself rather than
+by gRPC, so a malformed or oversized message is counted and skipped instead of ending the
+stream with an error nobody sees. A small aiohttp server on the metrics port serves
+``/metrics``, ``/healthz`` and ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from aiohttp import web
+from envoy.service.accesslog.v3 import als_pb2
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .config import SinkConfig
+from .jsonl import JsonlWriter
+from .metrics import SinkMetrics
+from .otlp import OtlpForwarder, otlp_records
+from .pipeline import Pipeline
+from .records import HeaderPolicy, Origin
+
+__all__ = ["ALS_METHOD", "OTLP_LOGS_METHOD", "Sink", "run_sink"]
+
+log = logging.getLogger(__name__)
+
+ALS_SERVICE = "envoy.service.accesslog.v3.AccessLogService"
+OTLP_LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+ALS_METHOD = f"/{ALS_SERVICE}/StreamAccessLogs"
+OTLP_LOGS_METHOD = f"/{OTLP_LOGS_SERVICE}/Export"
+
+# gRPC itself refuses messages beyond this multiple of max_message_bytes (RESOURCE_EXHAUSTED,
+# not counted by the sink); between the two the sink counts and skips them.
+_GRPC_LIMIT_FACTOR = 4
+# Envoy keeps one stream per worker per logger open for its lifetime; on shutdown they get
+# this long to deliver what is in flight before being cancelled.
+_STREAM_GRACE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejected:
+    reason: str
+
+
+class _Decoder:
+    def __init__(self, message_type: Any, max_bytes: int) -> None:
+        self._parse = message_type.FromString
+        self._max = max_bytes
+
+    def __call__(self, data: bytes) -> Any:
+        if len(data) > self._max:
+            return _Rejected("oversized")
+        try:
+            return self._parse(data)
+        except DecodeError:
+            return _Rejected("malformed")
+
+
+class Sink:
+    """A running sink. ``await start()``, then ``await stop()`` flushes and shuts down.
+
+    ``grpc_port`` and ``metrics_port`` are the bound ports (useful with port 0).
+    """
+
+    def __init__(self, config: SinkConfig) -> None:
+        self.config = config
+        self.metrics = SinkMetrics(label_cap=config.metrics.label_cap)
+        jc = config.jsonl
+        self._jsonl = (
+            JsonlWriter(jc.path, max_bytes=jc.max_bytes, max_age_s=jc.max_age_s, backups=jc.backups)
+            if jc.path
+            else None
+        )
+        self._forwarder = OtlpForwarder(config.otlp, self.metrics) if config.otlp.endpoint else None
+        self.pipeline = Pipeline(
+            metrics=self.metrics,
+            max_queue=config.max_queue,
+            full_wait_s=config.queue_full_wait_s,
+            red_metrics=config.metrics.enabled,
+            jsonl=self._jsonl,
+            forwarder=self._forwarder,
+            headers=HeaderPolicy(allowlist=jc.header_allowlist, redact=jc.redact_headers),
+        )
+        self._server: grpc.aio.Server | None = None
+        self._http: web.AppRunner | None = None
+        self._ready = False
+        self.grpc_port = 0
+        self.metrics_port = 0
+        self._rejected = {
+            r: self.metrics.rejected.labels(r) for r in ("malformed", "oversized", "empty")
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        cfg = self.config
+        limit = cfg.max_message_bytes * _GRPC_LIMIT_FACTOR
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        self._server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    ALS_SERVICE,
+                    {
+                        "StreamAccessLogs": grpc.stream_unary_rpc_method_handler(
+                            self._stream_access_logs,
+                            request_deserializer=_Decoder(
+                                als_pb2.StreamAccessLogsMessage, cfg.max_message_bytes
+                            ),
+                            response_serializer=als_pb2.StreamAccessLogsResponse.SerializeToString,
+                        )
+                    },
+                ),
+                grpc.method_handlers_generic_handler(
+                    OTLP_LOGS_SERVICE,
+                    {
+                        "Export": grpc.unary_unary_rpc_method_handler(
+                            self._export_logs,
+                            request_deserializer=_Decoder(
+                                logs_service_pb2.ExportLogsServiceRequest, cfg.max_message_bytes
+                            ),
+                            response_serializer=(
+                                logs_service_pb2.ExportLogsServiceResponse.SerializeToString
+                            ),
+                        )
+                    },
+                ),
+            )
+        )
+        self.grpc_port = self._server.add_insecure_port(f"{_host(cfg.address)}:{cfg.port}")
+        if self.grpc_port == 0:
+            raise OSError(f"cannot bind the sink's gRPC port {cfg.address}:{cfg.port}")
+        self.pipeline.start()
+        if self._forwarder is not None:
+            await self._forwarder.start()
+        await self._server.start()
+        await self._start_http()
+        self._ready = True
+        log.info(
+            "egobs sink: gRPC on %s:%d, metrics on %s:%d",
+            cfg.address,
+            self.grpc_port,
+            cfg.metrics.address,
+            self.metrics_port,
+        )
+
+    async def _start_http(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics_handler)
+        app.router.add_get("/healthz", self._health_handler)
+        app.router.add_get("/readyz", self._ready_handler)
+        self._http = web.AppRunner(app, access_log=None)
+        await self._http.setup()
+        site = web.TCPSite(self._http, self.config.metrics.address, self.config.metrics.port)
+        await site.start()
+        self.metrics_port = int(self._http.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop taking logs, flush the queue, the JSON lines and the forwarder, then exit."""
+        self._ready = False
+        grace = self.config.shutdown_grace_s
+        if self._server is not None:
+            await self._server.stop(min(_STREAM_GRACE_S, grace))
+        await self.pipeline.drain(timeout=grace)
+        if self._forwarder is not None:
+            await self._forwarder.stop(timeout=grace)
+        if self._http is not None:
+            await self._http.cleanup()
+
+    # ------------------------------------------------------------------ gRPC
+
+    async def _stream_access_logs(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> als_pb2.StreamAccessLogsResponse:
+        origin = Origin("", "", "")
+        streams = self.metrics.active_streams.labels("als")
+        streams.inc()
+        pipeline = self.pipeline
+        try:
+            async for msg in requests:
+                if isinstance(msg, _Rejected):
+                    self._rejected[msg.reason].inc()
+                    continue
+                if msg.HasField("identifier"):
+                    ident = msg.identifier
+                    origin = Origin(ident.node.cluster, ident.node.id, ident.log_name)
+                which = msg.WhichOneof("log_entries")
+                if which == "http_logs":
+                    await pipeline.submit_http(origin, msg.http_logs.log_entry)
+                elif which == "tcp_logs":
+                    await pipeline.submit_tcp(origin, msg.tcp_logs.log_entry)
+                elif not msg.HasField("identifier"):
+                    self._rejected["empty"].inc()
+        finally:
+            streams.dec()
+        return als_pb2.StreamAccessLogsResponse()
+
+    async def _export_logs(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        if isinstance(request, _Rejected):
+            self._rejected[request.reason].inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.reason} request")
+        streams = self.metrics.active_streams.labels("otlp")
+        streams.inc()
+        try:
+            by_origin: dict[Origin, list[dict[str, Any]]] = {}
+            for origin, record in otlp_records(request):
+                by_origin.setdefault(origin, []).append(record)
+            for origin, records in by_origin.items():
+                await self.pipeline.submit_records(origin, records)
+        finally:
+            streams.dec()
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _metrics_handler(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _health_handler(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _ready_handler(self, request: web.Request) -> web.Response:
+        if self._ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
+async def run_sink(config: SinkConfig, *, started: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (or cancellation), then shut down gracefully."""
+    sink = Sink(config)
+    await sink.start()
+    if started is not None:
+        started.set()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("egobs sink: shutting down")
+        await sink.stop()

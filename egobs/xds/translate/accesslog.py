@@ -1,0 +1,131 @@
+"""gRPC access logging to ``egobs sink``: the access-log configs and the cluster they use.
+
+Every HTTP connection manager and TCP proxy of a Gateway with sinks gets one
+``envoy.access_loggers.http_grpc`` / ``tcp_grpc`` logger per sink. The sink's cluster is
+an ordinary CDS cluster: unlike stats sinks, access loggers resolve their gRPC cluster
+when the first entry is flushed, so it does not have to be in the bootstrap.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.extensions.access_loggers.grpc.v3 import als_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+
+from egobs import ir
+
+from ._common import V3, pack
+from .cluster import HTTP_PROTOCOL_OPTIONS
+
+__all__ = [
+    "HTTP_GRPC_LOGGER",
+    "REQUEST_HEADERS_TO_LOG",
+    "RESPONSE_HEADERS_TO_LOG",
+    "TCP_GRPC_LOGGER",
+    "build_access_log_cluster",
+    "cluster_name",
+    "http_access_logs",
+    "tcp_access_logs",
+]
+
+HTTP_GRPC_LOGGER = "envoy.access_loggers.http_grpc"
+TCP_GRPC_LOGGER = "envoy.access_loggers.tcp_grpc"
+
+# The sink redacts credentials; they are still logged so a sink can show that a request
+# carried them, and so the redaction is exercised rather than assumed.
+REQUEST_HEADERS_TO_LOG = (
+    "authorization",
+    "cookie",
+    "content-type",
+    "content-length",
+    "traceparent",
+    "x-forwarded-for",
+)
+RESPONSE_HEADERS_TO_LOG = ("content-type", "content-length", "location", "set-cookie")
+
+# Envoy's default 16 KiB buffer makes batches of about 65 entries at full rate, which keeps
+# the per-message cost in the sink low; the flush interval bounds how stale logs get at low
+# rates (Envoy's default is 1 s).
+_BUFFER_BYTES = 16 * 1024
+_FLUSH_INTERVAL_MS = 500
+_CONNECT_TIMEOUT_S = 2
+_STREAM_BUFFER_BYTES = 8 * 1024 * 1024
+
+
+def _http2() -> http_protocol_options_pb2.HttpProtocolOptions:
+    # gRPC needs HTTP/2 to the sink; without it Envoy silently never sends a request.
+    out = http_protocol_options_pb2.HttpProtocolOptions()
+    out.explicit_http_config.http2_protocol_options.SetInParent()
+    return out
+
+
+_HTTP2 = pack(_http2())
+
+
+def cluster_name(sink: ir.AccessLogSink) -> str:
+    return f"egobs/als/{sink.name}"
+
+
+def _common(sink: ir.AccessLogSink, out: als_pb2.CommonGrpcAccessLogConfig) -> None:
+    out.log_name = sink.log_name
+    out.transport_api_version = V3
+    out.grpc_service.envoy_grpc.cluster_name = cluster_name(sink)
+    out.buffer_size_bytes.value = _BUFFER_BYTES
+    out.buffer_flush_interval.FromMilliseconds(_FLUSH_INTERVAL_MS)
+
+
+def http_access_logs(
+    sinks: tuple[ir.AccessLogSink, ...],
+    *,
+    request_headers: tuple[str, ...] = REQUEST_HEADERS_TO_LOG,
+    response_headers: tuple[str, ...] = RESPONSE_HEADERS_TO_LOG,
+) -> list[accesslog_pb2.AccessLog]:
+    """One HTTP gRPC access logger per sink, for an HTTP connection manager."""
+    out = []
+    for sink in sinks:
+        config = als_pb2.HttpGrpcAccessLogConfig()
+        _common(sink, config.common_config)
+        config.additional_request_headers_to_log.extend(request_headers)
+        config.additional_response_headers_to_log.extend(response_headers)
+        out.append(accesslog_pb2.AccessLog(name=HTTP_GRPC_LOGGER, typed_config=pack(config)))
+    return out
+
+
+def tcp_access_logs(sinks: tuple[ir.AccessLogSink, ...]) -> list[accesslog_pb2.AccessLog]:
+    """One TCP gRPC access logger per sink, for a TCP proxy (one entry per connection)."""
+    out = []
+    for sink in sinks:
+        config = als_pb2.TcpGrpcAccessLogConfig()
+        _common(sink, config.common_config)
+        out.append(accesslog_pb2.AccessLog(name=TCP_GRPC_LOGGER, typed_config=pack(config)))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def build_access_log_cluster(sink: ir.AccessLogSink) -> cluster_pb2.Cluster:
+    """The sink's HTTP/2 cluster; the same object for the same sink, like cached clusters.
+
+    Inline endpoints rather than EDS: the sink's address comes from configuration, not from
+    a Service, and an inline cluster is usable before any EDS response arrives.
+    """
+    out = cluster_pb2.Cluster(name=cluster_name(sink))
+    try:
+        ipaddress.ip_address(sink.host)
+        out.type = cluster_pb2.Cluster.STATIC
+    except ValueError:
+        out.type = cluster_pb2.Cluster.STRICT_DNS
+        out.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
+    out.connect_timeout.seconds = _CONNECT_TIMEOUT_S
+    # Envoy drops entries (logs_dropped) while the stream's buffer is above its high
+    # watermark; a larger buffer rides out the sink's pauses (a GC, a slow disk write).
+    out.per_connection_buffer_limit_bytes.value = _STREAM_BUFFER_BYTES
+    out.load_assignment.cluster_name = out.name
+    socket = out.load_assignment.endpoints.add().lb_endpoints.add().endpoint.address.socket_address
+    socket.address = sink.host
+    socket.port_value = sink.port
+    out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(_HTTP2)
+    return out

@@ -1,0 +1,96 @@
+"""JSON lines output: rotation by size and age, retention, and through a running sink."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from sink_helpers import async_wait, read_jsonl, send_als, sink_config
+
+from egobs.sink import Sink
+from egobs.sink._synthetic import http_message
+from egobs.sink.jsonl import JsonlWriter
+from egobs.sink.records import REDACTED, HeaderPolicy
+
+
+def test_size_rotation_keeps_whole_lines_and_only_the_newest_backups(tmp_path: Path) -> None:
+    path = tmp_path / "access.jsonl"
+    writer = JsonlWriter(str(path), max_bytes=2048, backups=2)
+    for i in range(100):
+        writer.write([{"n": i * 5 + j, "pad": "x" * 40} for j in range(5)])
+    writer.close()
+    rotated = writer.rotated_files()
+    assert writer.rotations > 2
+    assert len(rotated) == 2
+    for f in [*rotated, path]:
+        assert f.stat().st_size <= 2048
+    # The newest lines survive, in order, each a whole JSON document.
+    numbers = [
+        json.loads(line)["n"] for f in [*rotated, path] for line in f.read_text().splitlines()
+    ]
+    assert numbers == list(range(numbers[0], 500))
+
+
+def test_age_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "access.jsonl"
+    writer = JsonlWriter(str(path), max_age_s=0.05, backups=5)
+    writer.write([{"n": 1}])
+    writer.write([{"n": 2}])
+    assert writer.rotations == 0
+    time.sleep(0.1)
+    writer.write([{"n": 3}])
+    writer.close()
+    assert writer.rotations == 1
+    (old,) = writer.rotated_files()
+    assert [json.loads(x)["n"] for x in old.read_text().splitlines()] == [1, 2]
+    assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [3]
+
+
+def test_redaction_and_allowlist() -> None:
+    policy = HeaderPolicy(allowlist=None, redact=("authorization", "Cookie"))
+    assert policy.apply({"Authorization": "Bearer x", "cookie": "a=b", "accept": "*/*"}) == {
+        "authorization": REDACTED,
+        "cookie": REDACTED,
+        "accept": "*/*",
+    }
+    only = HeaderPolicy(allowlist=("accept",), redact=("authorization",))
+    assert only.apply({"authorization": "x", "accept": "*/*"}) == {"accept": "*/*"}
+
+
+def test_sink_rotates_its_file(tmp_path: Path) -> None:
+    async def main() -> None:
+        sink = Sink(
+            sink_config(
+                tmp_path,
+                jsonl={"path": str(tmp_path / "access.jsonl"), "maxBytes": 4096, "backups": 100},
+            )
+        )
+        await sink.start()
+        try:
+            await send_als(
+                sink.grpc_port,
+                [
+                    http_message(
+                        20,
+                        start=i * 20,
+                        identifier=i == 0,
+                        headers={"authorization": "Bearer t0ps3cret", "content-type": "x/y"},
+                    ).SerializeToString()
+                    for i in range(10)
+                ],
+            )
+            await async_wait(
+                lambda: len(read_jsonl(tmp_path / "access.jsonl")) >= 200, what="200 lines"
+            )
+        finally:
+            await sink.stop()
+        lines = read_jsonl(tmp_path / "access.jsonl")
+        assert sorted(r["request_id"] for r in lines) == sorted(f"req-{i}" for i in range(200))
+        assert len(list(tmp_path.glob("access.jsonl.*"))) >= 3
+        assert all(r["request_headers"]["authorization"] == REDACTED for r in lines)
+        assert all(r["request_headers"]["content-type"] == "x/y" for r in lines)
+        assert not any("t0ps3cret" in f.read_text() for f in tmp_path.glob("access.jsonl*"))
+
+    asyncio.run(main())
