@@ -76,10 +76,58 @@ def render(doc: dict[str, Any]) -> str:
     if prows:
         headers = ["PROXY", "LISTENER", "PROTOCOL", "PORT", "BOUND", "STATE", "PID", "RESTARTS"]
         parts.append(_table(headers, prows))
+    rejections = doc.get("xdsRejections", [])
+    if rejections:
+        rrows = [
+            [
+                r["gateway"],
+                r["node"],
+                str(r["typeUrl"]).rsplit(".", 1)[-1],
+                str(r["version"]),
+                _short(str(r["message"])),
+            ]
+            for r in rejections
+        ]
+        parts.append(
+            "XDS REJECTED (proxies keep their last accepted config):\n"
+            + _table(["GATEWAY", "NODE", "TYPE", "VERSION", "MESSAGE"], rrows)
+        )
     errors = doc.get("providerErrors", [])
     if errors:
         lines = ["PROVIDER ERRORS (last good objects kept):"]
         for entry in errors:
             lines.extend(f"  {e}" for e in entry["errors"])
         parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+_SYNC_TYPES = ("CDS", "EDS", "LDS", "RDS", "SDS")
+
+
+def render_syncz(doc: dict[str, Any]) -> str:
+    """One row per connected proxy, one column per xDS type, like ``istioctl proxy-status``;
+    then the last NACK of every proxy that has one."""
+    rows = []
+    nacks = []
+    for proxy in doc.get("proxies", []):
+        types = proxy.get("types", {})
+        row = [proxy["node"], proxy["gateway"], proxy.get("mode", "")]
+        for short in _SYNC_TYPES:
+            entry = types.get(short)
+            row.append(entry["state"] if entry else "-")
+        row.append(str(proxy.get("latestSnapshot") or "-"))
+        row.append(str(proxy.get("connectedSince") or "-"))
+        rows.append(row)
+        for short, entry in types.items():
+            nack = entry.get("lastNack")
+            if nack:
+                nacks.append(
+                    [proxy["node"], short, str(nack["version"]), _short(str(nack["message"]))]
+                )
+    if not rows:
+        return "no proxies connected"
+    headers = ["NODE", "GATEWAY", "MODE", *_SYNC_TYPES, "SNAPSHOT", "CONNECTED SINCE"]
+    parts = [_table(headers, rows)]
+    if nacks:
+        parts.append("LAST NACK:\n" + _table(["NODE", "TYPE", "VERSION", "MESSAGE"], nacks))
     return "\n\n".join(parts)

@@ -1,8 +1,15 @@
 """The control plane's admin HTTP server (127.0.0.1 by default).
 
-``/healthz`` (process up), ``/readyz`` (first snapshot built), ``/debug/status`` (computed
-Gateway API statuses, the proxies egobs runs and their bound listener addresses, provider
-load errors) — what ``egobs status`` reads.
+* ``/healthz``: the process is up.
+* ``/readyz``: the first snapshot is built and available to proxies.
+* ``/metrics``: every ``egobs_`` metric (Prometheus text format; see docs/metrics.md).
+* ``/debug/status``: computed Gateway API statuses (with proxy rejections merged in), the
+  proxies egobs runs and their bound listener addresses, xDS rejections in force, provider
+  load errors — what ``egobs status`` reads.
+* ``/debug/syncz``: per connected proxy and type, sent vs acked version, last NACK and
+  connected-since — like ``istioctl proxy-status``; what ``egobs status --proxies`` reads.
+* ``/debug/config_dump``: the current xDS resources per Gateway, secrets redacted
+  (``?gateway=<ns>/<name>`` for one).
 
 aiohttp serves it from the control plane's own event loop, so handlers read live state
 without locks.
@@ -11,20 +18,26 @@ without locks.
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from egobs.telemetry.metrics import REGISTRY
+from egobs.xds.dump import config_dump
 
 if TYPE_CHECKING:
     from egobs.controlplane import ControlPlane
+    from egobs.xds.server import TypeStatus
 
-__all__ = ["AdminServer", "start", "status_document"]
+__all__ = ["AdminServer", "start", "status_document", "syncz_document"]
 
 
 def status_document(cp: ControlPlane) -> dict[str, Any]:
     """Everything ``egobs status`` shows, as plain JSON-able data."""
     objects = []
-    for (kind, ns, name), status in sorted(cp.statuses.items()):
+    for (kind, ns, name), status in sorted(cp.computed_statuses().items()):
         objects.append({"kind": kind, "namespace": ns, "name": name, "status": status})
     proxies = []
     for name, proxy in sorted(cp.proxies.items()):
@@ -53,7 +66,92 @@ def status_document(cp: ControlPlane) -> dict[str, Any]:
         for f, errs in sorted(cp.provider.status.errors.items())
         if errs
     ]
-    return {"resources": objects, "proxies": proxies, "providerErrors": errors}
+    rejections = [
+        {
+            "gateway": r.gateway,
+            "node": r.node_id,
+            "typeUrl": r.type_url,
+            "version": r.version,
+            "message": r.message,
+            "at": _rfc3339(r.at),
+        }
+        for r in sorted(cp.rejections.all(), key=lambda r: (r.gateway, r.node_id, r.type_url))
+    ]
+    return {
+        "resources": objects,
+        "proxies": proxies,
+        "xdsRejections": rejections,
+        "providerErrors": errors,
+    }
+
+
+def _rfc3339(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def type_state(t: TypeStatus) -> str:
+    """SYNCED (acked what was sent last), STALE (in flight), NACK (rejected what was sent
+    last; the proxy keeps its previous config), NOT SENT."""
+    if t.sent_version is None:
+        return "SYNCED" if t.acked_version is not None else "NOT SENT"
+    if t.acked_version == t.sent_version:
+        return "SYNCED"
+    if t.nack_version is not None and t.nack_version == t.sent_version:
+        return "NACK"
+    return "STALE"
+
+
+def syncz_document(cp: ControlPlane) -> dict[str, Any]:
+    """Per connected proxy: per type, sent vs acked version and last NACK."""
+    out = []
+    registry = cp.xds.registry if cp.xds is not None else ()
+    for proxy in sorted(registry, key=lambda p: (p.cluster, p.node_id, p.stream_id)):
+        snap = cp.cache.get(proxy.cluster)
+        types: dict[str, Any] = {}
+        for type_url, t in sorted(proxy.types.items()):
+            entry: dict[str, Any] = {
+                "typeUrl": type_url,
+                "state": type_state(t),
+                "sentVersion": t.sent_version,
+                "sentAt": _rfc3339(t.sent_at),
+                "sentSnapshot": t.sent_snapshot,
+                "ackedVersion": t.acked_version,
+                "ackedAt": _rfc3339(t.acked_at),
+                "ackedSnapshot": t.acked_snapshot,
+            }
+            if t.nack_version is not None:
+                entry["lastNack"] = {
+                    "version": t.nack_version,
+                    "message": t.nack_message,
+                    "at": _rfc3339(t.nack_at),
+                }
+            types[_short(type_url)] = entry
+        out.append(
+            {
+                "node": proxy.node_id,
+                "gateway": proxy.cluster,
+                "mode": "delta" if proxy.delta else "sotw",
+                "peer": proxy.peer,
+                "connectedSince": _rfc3339(proxy.connected_since),
+                "latestSnapshot": snap.version if snap is not None else None,
+                "synced": bool(types) and all(v["state"] == "SYNCED" for v in types.values()),
+                "types": types,
+            }
+        )
+    return {"proxies": out}
+
+
+def _short(type_url: str) -> str:
+    short = type_url.rsplit(".", 1)[-1]
+    return {
+        "Cluster": "CDS",
+        "ClusterLoadAssignment": "EDS",
+        "Listener": "LDS",
+        "RouteConfiguration": "RDS",
+        "Secret": "SDS",
+    }.get(short, short)
 
 
 def _infra_state(cp: ControlPlane, name: str) -> dict[str, Any] | None:
@@ -93,10 +191,28 @@ async def start(cp: ControlPlane, *, address: str = "127.0.0.1", port: int = 0) 
     async def debug_status(_: web.Request) -> web.Response:
         return web.json_response(status_document(cp))
 
+    async def debug_syncz(_: web.Request) -> web.Response:
+        return web.json_response(syncz_document(cp))
+
+    async def debug_config_dump(request: web.Request) -> web.Response:
+        wanted = request.query.get("gateway")
+        sets = cp.resource_sets
+        if wanted is not None and wanted not in sets:
+            return web.json_response({"error": f"no snapshot for gateway {wanted!r}"}, status=404)
+        names = [wanted] if wanted is not None else sorted(sets)
+        return web.json_response({name: config_dump(sets[name]) for name in names})
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/debug/status", debug_status)
+    app.router.add_get("/debug/syncz", debug_syncz)
+    app.router.add_get("/debug/config_dump", debug_config_dump)
+    app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, address, port)

@@ -267,14 +267,37 @@ async def _run_until_signalled(cp: Any, after_start: Any = None) -> None:
 
 @main.command()
 @_runtime_options
-def serve(config_file: str | None, files: Sequence[str], log_level: str, **overrides: Any) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(("json", "console")),
+    default=None,
+    help="Log line format [default: telemetry.logging.format of the config, json].",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    config_file: str | None,
+    files: Sequence[str],
+    log_level: str,
+    log_format: str | None,
+    **overrides: Any,
+) -> None:
     """Run the control plane: watch resources, serve xDS, supervise Envoy."""
     import asyncio
 
     from egobs.controlplane import ControlPlane
+    from egobs.telemetry.logging import setup_logging
 
-    _setup_logging(log_level)
     cfg = _build_config(config_file, files, overrides)
+    logging_cfg = cfg.telemetry.logging
+    # The config file decides unless the flag was given on the command line.
+    if ctx.get_parameter_source("log_level") == click.core.ParameterSource.COMMANDLINE:
+        logging_cfg.level = log_level
+    if log_format is not None:
+        logging_cfg.format = log_format
+    setup_logging(
+        fmt=logging_cfg.format, level=logging_cfg.level, components=logging_cfg.components
+    )
     cp = ControlPlane(cfg)
 
     async def announce(cp: Any) -> bool:
@@ -299,13 +322,19 @@ def serve(config_file: str | None, files: Sequence[str], log_level: str, **overr
 @click.option(
     "-o", "--output", type=click.Choice(("table", "json")), default="table", show_default=True
 )
-def status(admin_url: str, output: str) -> None:
+@click.option(
+    "--proxies",
+    is_flag=True,
+    help="Show xDS sync state per connected proxy and type (like istioctl proxy-status).",
+)
+def status(admin_url: str, output: str, proxies: bool) -> None:
     """Show GatewayClass/Gateway/Route conditions and proxies of a running control plane."""
     import urllib.error
     import urllib.request
 
+    path = "/debug/syncz" if proxies else "/debug/status"
     try:
-        with urllib.request.urlopen(admin_url.rstrip("/") + "/debug/status", timeout=5) as resp:
+        with urllib.request.urlopen(admin_url.rstrip("/") + path, timeout=5) as resp:
             doc = json.load(resp)
     except (urllib.error.URLError, OSError) as exc:
         click.echo(f"egobs: cannot reach the control plane at {admin_url}: {exc}", err=True)
@@ -313,9 +342,9 @@ def status(admin_url: str, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(doc, indent=2))
         return
-    from egobs._status_table import render
+    from egobs._status_table import render, render_syncz
 
-    click.echo(render(doc))
+    click.echo(render_syncz(doc) if proxies else render(doc))
 
 
 @main.command()
@@ -342,6 +371,10 @@ def echo(name: str, port: int, host: str) -> None:
 @click.option(
     "--port-offset", type=int, default=10000, show_default=True, help="Added to listener ports."
 )
+@click.option(
+    "--sink-port", type=int, default=18090, show_default=True, help="Access-log sink gRPC port."
+)
+@click.option("--sink-metrics-port", type=int, default=18091, show_default=True)
 @click.option("--once", is_flag=True, help="Exit after sending the demo traffic.")
 @click.option("--log-level", default="warning", show_default=True)
 def demo(
@@ -349,6 +382,8 @@ def demo(
     xds_port: int,
     admin_port: int,
     port_offset: int,
+    sink_port: int,
+    sink_metrics_port: int,
     once: bool,
     log_level: str,
 ) -> None:
@@ -362,10 +397,65 @@ def demo(
     cfg = demo_config(
         paths=paths, xds_port=xds_port, admin_port=admin_port, port_offset=port_offset
     )
-    results = asyncio.run(run_demo(cfg, once=once))
+    results = asyncio.run(run_demo(cfg, once=once, sink_ports=(sink_port, sink_metrics_port)))
     bad = [r for r in results if r.status >= 500]
     if bad:
         sys.exit(1)
+
+
+@main.command()
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), default=None)
+@click.option("--address", default=None, help="gRPC bind address [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="gRPC port [default: 18090].")
+@click.option("--metrics-port", type=int, default=None, help="/metrics port [default: 18091].")
+@click.option("--jsonl", default=None, help="JSON lines file, or - for stdout.")
+@click.option("--rotate-bytes", type=int, default=None, help="Rotate the file past this size.")
+@click.option("--rotate-age", type=float, default=None, help="Rotate the file this old (s).")
+@click.option("--retention", type=int, default=None, help="Rotated files kept.")
+@click.option("--otlp-endpoint", default=None, help="Forward logs to this OTLP/gRPC host:port.")
+@click.option("--max-queue", type=int, default=None, help="Entries queued before dropping.")
+@click.option("--label-cap", type=int, default=None, help="Distinct route/cluster labels.")
+@click.option("--log-level", default="info", show_default=True)
+def sink(config_file: str | None, log_level: str, **options: Any) -> None:
+    """The gRPC access-log sink: RED metrics, JSON lines and OTLP forwarding from Envoy logs."""
+    import asyncio
+
+    import pydantic
+
+    from egobs.resources.loader import LoadError
+    from egobs.sink import SinkConfig, load_sink_config, run_sink
+
+    _setup_logging(log_level)
+    try:
+        cfg = load_sink_config(config_file) if config_file else SinkConfig()
+    except LoadError as exc:
+        click.echo(f"egobs: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    data = cfg.model_dump()
+    sections = {
+        "address": ("address",),
+        "port": ("port",),
+        "max_queue": ("max_queue",),
+        "metrics_port": ("metrics", "port"),
+        "label_cap": ("metrics", "label_cap"),
+        "jsonl": ("jsonl", "path"),
+        "rotate_bytes": ("jsonl", "max_bytes"),
+        "rotate_age": ("jsonl", "max_age_s"),
+        "retention": ("jsonl", "backups"),
+        "otlp_endpoint": ("otlp", "endpoint"),
+    }
+    for option, path in sections.items():
+        if options[option] is not None:
+            target = data
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = options[option]
+    try:
+        cfg = SinkConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        click.echo(f"egobs: invalid sink options: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    asyncio.run(run_sink(cfg))
 
 
 if __name__ == "__main__":  # pragma: no cover

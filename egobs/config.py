@@ -14,6 +14,19 @@
       host:
         listenerAddress: 127.0.0.1
         portOffset: 10000
+    telemetry:
+      metrics: {enabled: true}              # /metrics on the admin server
+      tracing:
+        enabled: true
+        endpoint: 127.0.0.1:4317            # OTLP: host:port for grpc, URL for http
+        protocol: grpc                      # or http (OTLP/HTTP protobuf, /v1/traces)
+        headers: {x-tenant: platform}
+        samplingRatio: 1.0                  # per change; a change's spans are kept together
+        exportIntervalS: 1.0
+      logging:
+        format: json                        # or console
+        level: info
+        components: {egobs.xds: debug}      # logger name -> level
 
 Unknown fields are errors, reported like resource errors (file, field path).
 """
@@ -37,7 +50,11 @@ __all__ = [
     "GatewayConfig",
     "HostInfraConfig",
     "InfraConfig",
+    "LoggingConfig",
+    "MetricsConfig",
     "ProviderConfig",
+    "TelemetryConfig",
+    "TracingConfig",
     "XdsConfig",
     "load_config",
 ]
@@ -93,6 +110,48 @@ class InfraConfig(Model):
     host: HostInfraConfig = Field(default_factory=HostInfraConfig)
 
 
+LogLevel = Literal["trace", "debug", "info", "warn", "warning", "error", "critical"]
+
+
+class MetricsConfig(Model):
+    enabled: bool = True
+
+
+class TracingConfig(Model):
+    enabled: bool = False
+    endpoint: str = "127.0.0.1:4317"
+    protocol: Literal["grpc", "http"] = "grpc"
+    headers: dict[str, str] = Field(default_factory=dict)
+    sampling_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    export_interval_s: Annotated[float, Field(gt=0, le=300)] = 1.0
+
+
+class LoggingConfig(Model):
+    format: Literal["json", "console"] = "json"
+    level: LogLevel = "info"
+    components: dict[str, LogLevel] = Field(default_factory=dict)
+
+
+class TelemetryConfig(Model):
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+class AccessLogSinkConfig(Model):
+    """Where the proxies stream access logs over gRPC (an ``egobs sink``)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 18090
+    log_name: str = "egobs"
+
+
+class ProxyTelemetryConfig(Model):
+    # On by default, pointing at `egobs sink`'s default address: when no sink runs, Envoy
+    # only counts the entries it could not send (access_logs.grpc_access_log.logs_dropped).
+    access_log_sink: AccessLogSinkConfig | None = Field(default_factory=AccessLogSinkConfig)
+
+
 class Config(Model):
     api_version: Literal["egobs.dev/v1alpha1"] = "egobs.dev/v1alpha1"
     kind: Literal["EgobsConfig"] = "EgobsConfig"
@@ -101,6 +160,8 @@ class Config(Model):
     xds: XdsConfig = Field(default_factory=XdsConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
     infra: InfraConfig = Field(default_factory=InfraConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    proxy_telemetry: ProxyTelemetryConfig = Field(default_factory=ProxyTelemetryConfig)
 
 
 def load_config(path: str | Path) -> Config:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from egobs.config import Config
+from egobs.config import AccessLogSinkConfig, Config
 
 __all__ = ["DEMO_REQUESTS", "DemoResult", "default_quickstart", "run_demo"]
 
@@ -123,13 +124,34 @@ def demo_config(
 
 
 async def run_demo(
-    cfg: Config, *, once: bool = False, echo_ports: tuple[int, int] = (18081, 18082)
+    cfg: Config,
+    *,
+    once: bool = False,
+    echo_ports: tuple[int, int] = (18081, 18082),
+    sink_ports: tuple[int, int] = (18090, 18091),
+    access_log: Path | None = None,
 ) -> list[DemoResult]:
     """Run the demo stack; returns the traffic results (after Ctrl-C unless ``once``)."""
     import signal
 
     from egobs.controlplane import ControlPlane
     from egobs.echo import start_echo_in_thread
+    from egobs.sink import Sink, SinkConfig
+
+    access_log = access_log or Path(tempfile.gettempdir()) / "egobs-demo" / "access.jsonl"
+    access_log.parent.mkdir(parents=True, exist_ok=True)
+    sink = Sink(
+        SinkConfig.model_validate(
+            {
+                "port": sink_ports[0],
+                "metrics": {"port": sink_ports[1]},
+                "jsonl": {"path": str(access_log)},
+            }
+        )
+    )
+    await sink.start()
+    # The proxies stream their access logs to the port the sink really got.
+    cfg.proxy_telemetry.access_log_sink = AccessLogSinkConfig(port=sink.grpc_port)
 
     echoes = [
         start_echo_in_thread(name="echo-a", port=echo_ports[0]),
@@ -150,10 +172,14 @@ async def run_demo(
         for r in results:
             print(f"  {r.status:3d}  {r.backend:14s}  {r.description:38s} {r.detail}")
         admin = f"http://{cp.admin.address}:{cp.admin.port}"
+        sink_metrics = f"http://127.0.0.1:{sink.metrics_port}/metrics"
+        logged = await _wait_for_access_logs(sink_metrics, expected=len(results) + 49)
+        print(f"\nAccess logs: the sink received {logged} entries over gRPC")
         print("\nWhere to look:")
         print(f"  proxy:         curl -H 'Host: www.example.com' {base}/a")
         print(f"  status:        egobs status --admin {admin}")
-        print(f"  control plane: {admin}/debug/status  {admin}/readyz")
+        print(f"  control plane: {admin}/metrics  {admin}/debug/syncz  {admin}/debug/status")
+        print(f"  access logs:   {access_log}  (RED metrics: {sink_metrics})")
         for name, state in _envoy_admins(cp).items():
             print(f"  envoy {name}: {state}/stats/prometheus  {state}/config_dump")
         print("  resources:     edit examples/quickstart/*.yaml; changes apply live")
@@ -163,8 +189,35 @@ async def run_demo(
         return results
     finally:
         await cp.stop()
+        await sink.stop()
         for e in echoes:
             e.stop()
+
+
+async def _wait_for_access_logs(metrics_url: str, *, expected: int, timeout: float = 5.0) -> int:
+    """Requests the sink has counted, once it reaches ``expected`` or after ``timeout``.
+
+    Envoy flushes its access-log buffer every 500 ms, so the entries trail the traffic.
+    """
+    deadline = time.monotonic() + timeout
+    count = 0
+    while True:
+        text = await asyncio.to_thread(_read, metrics_url)
+        count = int(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("egobs_sink_requests_total{")
+            )
+        )
+        if count >= expected or time.monotonic() > deadline:
+            return count
+        await asyncio.sleep(0.2)
+
+
+def _read(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
 
 
 def _envoy_admins(cp: Any) -> dict[str, str]:

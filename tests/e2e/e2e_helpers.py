@@ -93,6 +93,7 @@ class Serve:
         xds_port: int | None = None,
         port_map: dict[int, int] | None = None,
         mode: str = "delta",
+        sink_port: int | None = None,
     ) -> None:
         self.tmp = tmp
         self.resources = tmp / "resources"
@@ -110,6 +111,8 @@ class Serve:
                     "provider": {"type": "File", "file": {"paths": [str(self.resources)]}},
                     "xds": {"address": "127.0.0.1", "port": self.xds_port, "mode": mode},
                     "admin": {"address": "127.0.0.1", "port": self.admin_port},
+                    # No sink unless a test runs one: Envoy would only count drops.
+                    "proxyTelemetry": {"accessLogSink": {"port": sink_port} if sink_port else None},
                     "infra": {
                         "type": infra,
                         "host": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -26,6 +27,10 @@ def test_demo_serves_quickstart_traffic(envoy_bin: str) -> None:
             "0",
             "--port-offset",
             str(proxy_port - 80),
+            "--sink-port",
+            "0",
+            "--sink-metrics-port",
+            "0",
         ],
         capture_output=True,
         text=True,
@@ -40,3 +45,6 @@ def test_demo_serves_quickstart_traffic(envoy_bin: str) -> None:
     assert any("path=/v1/users" in line for line in lines)
     assert any(line.strip().startswith("301") for line in lines)
     assert "Where to look:" in out
+    # Every request of the demo (6 listed + 50 split, plus readiness probes) reached the sink.
+    m = re.search(r"Access logs: the sink received (\d+) entries over gRPC", out)
+    assert m is not None and int(m.group(1)) >= 56, out

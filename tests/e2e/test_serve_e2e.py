@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -123,12 +124,46 @@ def echoes() -> Iterator[dict[str, EchoServer]]:
 
 
 @pytest.fixture(scope="module")
+def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """`egobs sink` writing JSON lines, as a separate process like in production."""
+    tmp = tmp_path_factory.mktemp("sink")
+    port, metrics_port = free_port(), free_port()
+    jsonl = tmp / "access.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "egobs.cli",
+            "sink",
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+            "--jsonl",
+            str(jsonl),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: request(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 200, what="sink ready"
+        )
+        yield port, jsonl
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+@pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, echoes: dict[str, EchoServer]
+    tmp_path_factory: pytest.TempPathFactory,
+    echoes: dict[str, EchoServer],
+    sink: tuple[int, Path],
 ) -> Iterator[Serve]:
     tmp = tmp_path_factory.mktemp("serve")
     proxy_port = free_port()
-    serve = Serve(tmp, port_map={80: proxy_port})
+    serve = Serve(tmp, port_map={80: proxy_port}, sink_port=sink[0])
     serve.proxy_port = proxy_port  # type: ignore[attr-defined]
     serve.write("00-class.yaml", GATEWAY_CLASS)
     serve.write("10-gateway.yaml", gateway())
@@ -179,6 +214,28 @@ def test_matches_route_to_the_right_backend(stack: Serve) -> None:
     assert backend_of(stack, "/re/abc") == "a"
     assert backend_of(stack, "/", host="other.example.com") == "c"
     assert get(stack, "/", host="unknown.example.com")[0] == 404
+
+
+def test_access_logs_reach_the_sink_with_route_names(stack: Serve, sink: tuple[int, Path]) -> None:
+    import json
+
+    # Envoy replaces an edge client's x-request-id, so the path marks the request.
+    status, _, _ = get(stack, "/prefix/logged-e2e-als-1")
+    assert status == 200
+
+    def logged() -> dict[str, Any] | None:
+        if not sink[1].exists():
+            return None
+        for line in sink[1].read_text().splitlines():
+            if "e2e-als-1" in line:
+                return json.loads(line)  # type: ignore[no-any-return]
+        return None
+
+    entry = wait_until(logged, timeout=10, what="access log line for the request")
+    text = json.dumps(entry)
+    assert "httproute/default/main/rule/1/match/0" in text
+    assert "service/default/b/8080" in text
+    assert "default/eg" in text
 
 
 def test_weights_split_traffic_within_tolerance(stack: Serve) -> None:

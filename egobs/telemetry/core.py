@@ -1,0 +1,261 @@
+"""The telemetry layer the control plane wires into every stage.
+
+One :class:`Telemetry` per control plane. Stages with hooks get adapters
+(:attr:`Telemetry.xds_observer`, :attr:`Telemetry.infra_observer`,
+:meth:`Telemetry.provider_event`); stages without hooks (bus, translators) are timed by the
+wiring module through :meth:`Telemetry.span` and the ``record_*`` methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanContext
+
+from egobs import __version__
+from egobs.telemetry import metrics as m
+from egobs.telemetry.observers import InfraTelemetry, XdsTelemetry, link_contexts
+from egobs.telemetry.tracing import Tracing
+
+if TYPE_CHECKING:
+    from egobs.provider import ProviderEvent
+    from egobs.resources import Resources
+
+__all__ = ["Telemetry"]
+
+log = logging.getLogger("egobs.telemetry")
+
+_ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TCPRoute", "UDPRoute", "TLSRoute")
+_RESOURCE_KINDS = (
+    "GatewayClass",
+    "Gateway",
+    *_ROUTE_KINDS,
+    "ReferenceGrant",
+    "Namespace",
+    "Service",
+    "EndpointSlice",
+    "Secret",
+    "Backend",
+    "EnvoyProxy",
+)
+_PROBLEM_CONDITIONS = ("Accepted", "ResolvedRefs")
+
+
+class Telemetry:
+    """Metrics (``metrics=False``: none recorded) and tracing (``tracing=None``: off)."""
+
+    def __init__(self, *, metrics: bool = True, tracing: Tracing | None = None) -> None:
+        self.metrics = metrics
+        self.tracing = tracing
+        self.tracer = tracing.tracer if tracing is not None else None
+        self.xds_observer = XdsTelemetry(tracer=self.tracer, metrics=metrics)
+        self.infra_observer = InfraTelemetry()
+        self._root: Span | None = None
+        self._listener_keys: set[tuple[str, str, str]] = set()
+
+    # ------------------------------------------------------------------ provider
+
+    def change_started(self, event_time: float, resources: Resources) -> SpanContext | None:
+        """Open the root span of a change (the provider event); returns its context, which
+        travels with the change through the bus. Ended by :meth:`provider_event`."""
+        if self.metrics:
+            counts = Counter(obj.KIND for obj in resources)
+            for kind in _RESOURCE_KINDS:
+                m.PROVIDER_RESOURCES.labels(kind).set(counts.get(kind, 0))
+        if self.tracer is None:
+            return None
+        if self._root is not None:  # a publish without its event; never leave spans open
+            self._root.end()
+        self._root = self.tracer.start_span(
+            "provider.event",
+            context=trace.set_span_in_context(trace.INVALID_SPAN),  # always a new trace
+            start_time=int(event_time * 1e9),
+            attributes={"egobs.resources": len(resources)},
+        )
+        ctx = self._root.get_span_context()
+        return ctx if ctx.is_valid else None
+
+    def provider_event(self, event: ProviderEvent, *, kind: str = "file") -> None:
+        if self.metrics:
+            for op, files in (
+                ("created", event.created),
+                ("modified", event.modified),
+                ("deleted", event.deleted),
+            ):
+                if files:
+                    m.PROVIDER_EVENTS.labels(kind, op).inc(len(files))
+            for err in event.errors:
+                m.PROVIDER_LOAD_ERRORS.labels(_load_error_reason(err.message)).inc()
+        root, self._root = self._root, None
+        if root is not None:
+            root.set_attributes(
+                {
+                    "egobs.files.created": len(event.created),
+                    "egobs.files.modified": len(event.modified),
+                    "egobs.files.deleted": len(event.deleted),
+                    "egobs.load_errors": len(event.errors),
+                    "egobs.changed": event.changed,
+                }
+            )
+            if event.errors:
+                root.add_event("load errors", {"egobs.first_error": str(event.errors[0])[:512]})
+            root.end()
+
+    # ------------------------------------------------------------------ spans
+
+    @contextlib.contextmanager
+    def span(
+        self,
+        name: str,
+        *,
+        contexts: Iterable[object] = (),
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Iterator[Span | None]:
+        """A span for a stage, current while the block runs (so logs carry its ids).
+
+        With ``contexts`` (the trace contexts a coalesced change carries) the first is the
+        parent and the others are linked; without, the current span is the parent. No span
+        at all when there is no parent to continue: an untraced change stays untraced.
+        """
+        if self.tracer is None:
+            yield None
+            return
+        contexts = tuple(contexts)
+        if contexts:
+            parent, links = link_contexts(contexts)
+            if parent is None:
+                yield None
+                return
+            ctx = trace.set_span_in_context(trace.NonRecordingSpan(parent))
+        else:
+            current = trace.get_current_span()
+            if not current.get_span_context().is_valid:
+                yield None
+                return
+            ctx, links = None, []
+        with self.tracer.start_as_current_span(
+            name, context=ctx, links=links, attributes=dict(attributes or {})
+        ) as span:
+            yield span
+
+    # ------------------------------------------------------------------ stages
+
+    def record_publish(self, store: str, depth: int) -> None:
+        if self.metrics:
+            m.BUS_PUBLISHES.labels(store).inc()
+            m.BUS_DEPTH.labels(store).set(depth)
+
+    def record_handled(self, store: str, stage: str, seconds: float, depth: int) -> None:
+        if self.metrics:
+            m.BUS_HANDLE_DURATION.labels(store, stage).observe(seconds)
+            m.BUS_DEPTH.labels(store).set(depth)
+
+    def record_translation(self, translator: str, seconds: float) -> None:
+        if self.metrics:
+            m.TRANSLATION_DURATION.labels(translator).observe(seconds)
+
+    def record_run(
+        self, *, ok: bool, translator: str = "", error: BaseException | None = None
+    ) -> None:
+        if not self.metrics:
+            return
+        m.TRANSLATION_RUNS.labels("success" if ok else "error").inc()
+        if error is not None:
+            m.TRANSLATION_ERRORS.labels(translator, "-", type(error).__name__).inc()
+
+    def record_statuses(self, statuses: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
+        """Routes and listeners by state, and the objects the translator rejected."""
+        if not self.metrics:
+            return
+        routes: Counter[tuple[str, str]] = Counter()
+        listeners: Counter[tuple[str, str, str]] = Counter()
+        rejected: Counter[tuple[str, str]] = Counter()
+        for (kind, ns, name), status in statuses.items():
+            if kind in _ROUTE_KINDS:
+                accepted = True
+                reason = None
+                for parent in status.get("parents", ()):
+                    for cond in parent.get("conditions", ()):
+                        if (
+                            cond.get("status") == "False"
+                            and cond.get("type") in _PROBLEM_CONDITIONS
+                        ):
+                            accepted = accepted and cond.get("type") != "Accepted"
+                            reason = reason or cond.get("reason")
+                routes[(kind, "true" if accepted else "false")] += 1
+                if reason:
+                    rejected[(kind, reason)] += 1
+            elif kind == "Gateway":
+                gw = f"{ns}/{name}"
+                for lis in status.get("listeners", ()):
+                    conds = {c.get("type"): c.get("status") for c in lis.get("conditions", ())}
+                    listeners[
+                        (gw, _flag(conds.get("Accepted")), _flag(conds.get("Programmed")))
+                    ] += 1
+                reason = _false_reason(status.get("conditions", ()))
+                if reason:
+                    rejected[(kind, reason)] += 1
+            else:
+                reason = _false_reason(status.get("conditions", ()))
+                if reason:
+                    rejected[(kind, reason)] += 1
+        for kind in _ROUTE_KINDS:
+            for acc in ("true", "false"):
+                m.ROUTES.labels(kind, acc).set(routes.get((kind, acc), 0))
+        # Gateways that disappeared must not keep reporting their last listener counts.
+        for key in self._listener_keys - listeners.keys():
+            m.LISTENERS.labels(*key).set(0)
+        for key, n in listeners.items():
+            m.LISTENERS.labels(*key).set(n)
+        self._listener_keys |= listeners.keys()
+        for (kind, reason), n in rejected.items():
+            m.TRANSLATION_ERRORS.labels("gatewayapi", kind, reason).inc(n)
+
+    def record_snapshot(self, gateway: str) -> None:
+        if self.metrics:
+            m.SNAPSHOT_BUILDS.labels(gateway).inc()
+
+    def record_infra_apply(self, seconds: float) -> None:
+        if self.metrics:
+            m.INFRA_APPLY_DURATION.observe(seconds)
+
+    def record_build_info(self, *, envoy_version: str) -> None:
+        m.BUILD_INFO.clear()
+        m.BUILD_INFO.labels(__version__, envoy_version, platform.python_version()).set(1)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def shutdown(self) -> None:
+        if self._root is not None:
+            self._root.end()
+            self._root = None
+        if self.tracing is not None:
+            self.tracing.shutdown()
+
+
+def _flag(status: object) -> str:
+    return "true" if status == "True" else "false"
+
+
+def _false_reason(conditions: Iterable[Mapping[str, Any]]) -> str | None:
+    for cond in conditions:
+        if cond.get("status") == "False" and cond.get("type") in _PROBLEM_CONDITIONS:
+            return str(cond.get("reason") or "Unknown")
+    return None
+
+
+def _load_error_reason(message: str) -> str:
+    text = message.lower()
+    if "duplicate object" in text:
+        return "duplicate"
+    if "cannot read" in text or "no such file" in text:
+        return "read"
+    if "yaml" in text or "parse" in text:
+        return "parse"
+    return "validation"

@@ -1,0 +1,99 @@
+"""Structured logs: JSON lines (default) or console text, with the trace of the current change.
+
+Every record emitted while a sampled span is current (the stages of a traced change) carries
+``trace_id`` and ``span_id``, so a log line leads to its trace and back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from opentelemetry import trace
+
+__all__ = ["ConsoleFormatter", "JsonFormatter", "setup_logging"]
+
+_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+# LogRecord attributes that are not user-supplied ``extra`` fields.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+def _trace_ids() -> tuple[str, str] | None:
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, msg, trace ids, extras, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        ids = _trace_ids()
+        if ids is not None:
+            out["trace_id"], out["span_id"] = ids
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Human-readable lines; the trace id is appended when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        ids = _trace_ids()
+        if ids is not None:
+            first, sep, rest = text.partition("\n")
+            text = f"{first} trace_id={ids[0]} span_id={ids[1]}{sep}{rest}"
+        return text
+
+
+def level_of(name: str) -> int:
+    try:
+        return _LEVELS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {name!r}") from None
+
+
+def setup_logging(
+    *,
+    fmt: str = "json",
+    level: str = "info",
+    components: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Configure the root logger. ``components`` maps logger names (``egobs.xds``) to levels."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level_of(level))
+    for name, comp_level in (components or {}).items():
+        logging.getLogger(name).setLevel(level_of(comp_level))
