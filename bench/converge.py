@@ -271,9 +271,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         changed = write_input(root, args.routes)
         print(f"input: {args.routes} HTTPRoutes in {len(list(root.glob('*.yaml')))} files")
         listen_port = free_port()
+        provider: dict[str, Any] = {"paths": [str(root)]}
+        if args.debounce_ms is not None:
+            provider["debounceMs"] = args.debounce_ms
         config = Config.model_validate(
             {
-                "provider": {"file": {"paths": [str(root)]}},
+                "provider": {"file": provider},
                 "xds": {"address": "127.0.0.1", "port": 0, "mode": "delta"},
                 "admin": {"address": "127.0.0.1", "port": 0},
                 "infra": {
@@ -380,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per wait")
     parser.add_argument("--pause", type=float, default=0.2, help="seconds between changes")
+    parser.add_argument(
+        "--debounce-ms", type=int, default=None, help="provider.file.debounceMs (default: config's)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every change")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -299,6 +299,44 @@ def synthetic_phase(tmp: Path, seconds: float, streams: int, batch: int) -> dict
     }
 
 
+def jsonl_micro(batches: int = 200) -> dict[str, Any]:
+    """In-process cost per entry of a JSON line and of the RED metrics, on Envoy-like entries.
+
+    The entries look like the Envoy phase's (a logged request header, two response headers,
+    a UUID request id), decoded afresh from bytes as the server does.
+    """
+    from envoy.service.accesslog.v3 import als_pb2
+
+    from egobs.sink._synthetic import http_message
+    from egobs.sink.metrics import SinkMetrics
+    from egobs.sink.records import HeaderPolicy, HttpLines, Origin
+
+    msg = http_message(100, headers={"x-forwarded-for": "192.0.2.2"})
+    for i, e in enumerate(msg.http_logs.log_entry):
+        e.request.request_id = f"37e0b4df-af4b-4e3f-b0ea-{i:012d}"
+        e.request.user_agent = "wrk"
+        e.response.response_code_details = "direct_response"
+        e.response.response_headers.update({"content-type": "text/plain", "content-length": "2"})
+    entries = als_pb2.StreamAccessLogsMessage.FromString(
+        msg.SerializeToString()
+    ).http_logs.log_entry
+    origin = Origin("default/bench", "bench", "egobs")
+    lines = HttpLines(HeaderPolicy(allowlist=None, redact=("authorization", "cookie")))
+    metrics = SinkMetrics()
+
+    def per_entry(fn: Any) -> float:
+        fn()
+        t = time.perf_counter()
+        for _ in range(batches):
+            fn()
+        return round((time.perf_counter() - t) / (batches * len(entries)) * 1e6, 2)
+
+    return {
+        "jsonl_us_per_entry": per_entry(lambda: lines.lines(entries, origin)[0].encode()),
+        "metrics_us_per_entry": per_entry(lambda: metrics.account_http("default/bench", entries)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -309,6 +347,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--no-jsonl", action="store_true", help="Envoy phase: metrics only.")
     args = parser.parse_args()
+    micro = jsonl_micro()
+    print(", ".join(f"{k}: {v}" for k, v in micro.items()))
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="egobs-bench-sink-") as d:
         tmp = Path(d)
@@ -336,7 +376,7 @@ def main() -> None:
         "sink_rss_mib",
         "synthetic_entries_per_s",
     )
-    print(json.dumps({k: result.get(k) for k in keys} | result))
+    print(json.dumps({k: result.get(k) for k in keys} | result | micro))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ class GatewayConfig(Model):
 
 class FileProviderConfig(Model):
     paths: list[str] = Field(default_factory=list)
-    debounce_ms: Annotated[int, Field(ge=1, le=10_000)] = 20
+    # How long the watcher waits for more events after the first (see FileProvider).
+    debounce_ms: Annotated[int, Field(ge=1, le=10_000)] = 5
 
 
 class ProviderConfig(Model):

@@ -292,7 +292,9 @@ class ControlPlane:
                         )
                 tel.record_translation("gatewayapi", time.perf_counter() - t0)
                 tel.record_statuses(result.statuses)
-                self.statuses = dict(result.statuses)
+                # Each translation returns a new dict and nothing here mutates it (statuses
+                # with rejections merged in are copies): no need to copy 10,000 entries.
+                self.statuses = result.statuses
                 stage = "xds"
                 gateways = {name: self._bind_gateway(gw) for name, gw in result.gateways.items()}
                 xds_s = 0.0

@@ -8,7 +8,9 @@ looked at, so every listener's ``programmed`` flag is final when routes are proc
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from egobs import ir
@@ -521,7 +523,7 @@ def listener_ir(ls: ListenerState) -> ir.HTTPListener | ir.TCPListener | ir.UDPL
             address=BIND_ADDRESS,
             port=ls.port,
             hostnames=(ls.hostname or "*",),
-            routes=tuple(entry[1] for entry in ls.http_entries),
+            routes=tuple(map(_entry_route, ls.http_entries)),
             tls=ir.TLSConfig(certificates=ls.certificates) if ls.protocol == "HTTPS" else None,
         )
     if ls.protocol in ("TCP", "TLS"):
@@ -537,3 +539,7 @@ def listener_ir(ls: ListenerState) -> ir.HTTPListener | ir.TCPListener | ir.UDPL
 
 def _entry_key(entry: tuple[tuple[Any, ...], ir.HTTPRoute]) -> tuple[Any, ...]:
     return entry[0]
+
+
+# A C-level getter: this runs once per route of every listener on every translation.
+_entry_route: Callable[[tuple[tuple[Any, ...], ir.HTTPRoute]], ir.HTTPRoute] = itemgetter(1)

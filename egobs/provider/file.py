@@ -17,6 +17,7 @@ What makes it safe to edit live config:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import os
 import time
@@ -70,7 +71,7 @@ class FileProvider:
         *,
         publish: Callable[[Resources, float], None],
         on_event: Callable[[ProviderEvent], None] | None = None,
-        debounce_ms: int = 20,
+        debounce_ms: int = 5,
         settle_s: float = 0.3,
     ) -> None:
         self.paths = [Path(p).resolve() for p in paths]
@@ -81,6 +82,16 @@ class FileProvider:
         self.status = ProviderStatus()
         self._published_once = False
         self._stop = asyncio.Event()
+        # The merge, kept up to date file by file so that a reload costs what the changed
+        # file holds, not what all files hold (10,000 routes: ~20 ms per reload otherwise,
+        # mostly in computing every object's key). Per accepted file: its objects grouped
+        # by Resources field, and their keys in document order. Per key: the files defining
+        # it (once per definition) in merge order, so the first one is the object served.
+        self._groups: dict[str, dict[str, list[Resource]]] = {}
+        self._keys: dict[str, list[tuple[str, str, str]]] = {}
+        self._owners: dict[tuple[str, str, str], list[str]] = {}
+        self._dups: set[tuple[str, str, str]] = set()
+        self._order: list[str] | None = None  # accepted files in merge order; None: stale
 
     # ------------------------------------------------------------------ loading
 
@@ -136,31 +147,71 @@ class FileProvider:
         previous = self.status.files.get(key)
         if previous == objects:
             return False, []
+        if previous is not None:
+            self._unindex(key)
         self.status.files[key] = objects
         self.status.accepted_at.setdefault(key, now)
+        self._index(key, objects)
         return True, []
 
     def _forget(self, key: str) -> bool:
         self.status.errors.pop(key, None)
+        if key in self.status.files:
+            self._unindex(key)
         self.status.accepted_at.pop(key, None)
         return self.status.files.pop(key, None) is not None
 
-    def _merged(self) -> tuple[list[Resource], list[ResourceError]]:
-        seen: dict[tuple[str, str, str], Resource] = {}
-        errors: list[ResourceError] = []
+    def _rank(self, fname: str) -> tuple[float, str]:
         # Files accepted earlier win duplicates, so a new file can't displace a serving object.
-        order = sorted(self.status.files, key=lambda f: (self.status.accepted_at.get(f, 0.0), f))
+        return (self.status.accepted_at.get(fname, 0.0), fname)
+
+    def _index(self, fname: str, objects: list[Resource]) -> None:
+        """Add an accepted file's objects to the merge (``accepted_at`` is already set)."""
+        groups: dict[str, list[Resource]] = {}
+        keys: list[tuple[str, str, str]] = []
+        by_kind = Resources._BY_KIND
+        for obj in objects:
+            groups.setdefault(by_kind[obj.KIND], []).append(obj)
+            k = obj.key
+            keys.append(k)
+            owners = self._owners.get(k)
+            if owners is None:
+                self._owners[k] = [fname]
+            else:
+                # After equal ranks: a second definition in the same file loses to the first.
+                bisect.insort_right(owners, fname, key=self._rank)
+                self._dups.add(k)
+        self._groups[fname] = groups
+        self._keys[fname] = keys
+        self._order = None
+
+    def _unindex(self, fname: str) -> None:
+        for k in self._keys.pop(fname, ()):
+            owners = self._owners[k]
+            owners.remove(fname)
+            if not owners:
+                del self._owners[k]
+            if len(owners) <= 1:
+                self._dups.discard(k)
+        self._groups.pop(fname, None)
+        self._order = None
+
+    def _merged(self) -> tuple[Resources, list[ResourceError]]:
+        if self._order is None:
+            self._order = sorted(self.status.files, key=self._rank)
+        order = self._order
+        losers = {f for k in self._dups for f in self._owners[k][1:]}
+        fields: dict[str, list[Resource]] = {attr: [] for attr in Resources._BY_KIND.values()}
+        errors: list[ResourceError] = []
         for fname in order:
-            for obj in self.status.files[fname]:
-                first = seen.setdefault(obj.key, obj)
-                if first is not obj:
-                    errors.append(
-                        ResourceError(
-                            obj.source or Source(fname, 0, 0),
-                            f"duplicate object: already defined at {first.source}; ignored",
-                            obj.ref(),
-                        )
-                    )
+            if fname in losers:
+                self._merge_with_duplicates(fname, fields, errors)
+                continue
+            for attr, objs in self._groups[fname].items():
+                fields[attr].extend(objs)
+        # Built by field rather than with Resources.of: same lists, in the same order
+        # (merge order of files, document order within a file), without a call per object.
+        merged = Resources(**fields)  # type: ignore[arg-type]
         dup_files: dict[str, list[ResourceError]] = {}
         for err in errors:
             dup_files.setdefault(err.source.file, []).append(err)
@@ -169,7 +220,35 @@ class FileProvider:
             self.status.errors[fname] = [
                 e for e in self.status.errors[fname] if "duplicate object" not in e.message
             ] + errs
-        return list(seen.values()), errors
+        return merged, errors
+
+    def _merge_with_duplicates(
+        self, fname: str, fields: dict[str, list[Resource]], errors: list[ResourceError]
+    ) -> None:
+        """Merge a file some objects of which lose to an earlier definition (rare)."""
+        by_kind = Resources._BY_KIND
+        seen_here: set[tuple[str, str, str]] = set()
+        for obj, k in zip(self.status.files[fname], self._keys[fname], strict=True):
+            first_file = self._owners[k][0]
+            if first_file == fname and k not in seen_here:
+                seen_here.add(k)
+                fields[by_kind[obj.KIND]].append(obj)
+                continue
+            seen_here.add(k)
+            first = self._first_definition(first_file, k)
+            errors.append(
+                ResourceError(
+                    obj.source or Source(fname, 0, 0),
+                    f"duplicate object: already defined at {first.source}; ignored",
+                    obj.ref(),
+                )
+            )
+
+    def _first_definition(self, fname: str, k: tuple[str, str, str]) -> Resource:
+        for obj, key in zip(self.status.files[fname], self._keys[fname], strict=True):
+            if key == k:
+                return obj
+        raise KeyError(k)
 
     def _emit(
         self,
@@ -186,9 +265,9 @@ class FileProvider:
         changed = dirty or not self._published_once
         dup_errors: list[ResourceError] = []
         if changed:
-            objects, dup_errors = self._merged()
+            merged, dup_errors = self._merged()
             self._published_once = True
-            self._publish(Resources.of(objects), event_time)
+            self._publish(merged, event_time)
         all_errors = (*errors, *dup_errors)
         for err in all_errors:
             log.warning("resource load error: %s", err)
@@ -240,6 +319,12 @@ class FileProvider:
         """Watch until :meth:`stop`; call :meth:`load_initial` first."""
         roots = self._watch_roots()
         log.info("watching %s", ", ".join(map(str, roots)))
+        # ``step`` is the quiet time that ends a batch: a change is seen after 1-2 steps
+        # (the watcher sleeps a step, sees the change, sleeps another to see no more), so
+        # it is most of the watch latency (20 ms: ~30 ms on average). A few ms is enough:
+        # atomic saves are one event, a half-written or truncated file keeps its last good
+        # objects (parse errors, settle time), and the bus coalesces publishes that come
+        # faster than translation. ``debounce`` caps how long a continuous burst is grouped.
         async for changes in watchfiles.awatch(
             *roots,
             debounce=1000,

@@ -16,9 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["JsonlWriter"]
+__all__ = ["JsonlWriter", "encode_record"]
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+# Compact, non-ASCII kept; records.HttpLines produces exactly this encoding without a dict.
+_encode = encode_record = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=str
+).encode
 
 
 class JsonlWriter:
@@ -56,7 +59,11 @@ class JsonlWriter:
 
     def write(self, records: Sequence[dict[str, Any]]) -> int:
         """Append records as lines; returns how many were written. Raises OSError."""
-        data = "".join([_encode(r) + "\n" for r in records]).encode()
+        return self.write_lines("".join([_encode(r) + "\n" for r in records]), len(records))
+
+    def write_lines(self, text: str, count: int) -> int:
+        """Append ``count`` ready lines (``text``, each ending in a newline) in one write."""
+        data = text.encode()
         if not data:
             return 0
         f = self._file or self._open()
@@ -66,7 +73,7 @@ class JsonlWriter:
         f.write(data)
         f.flush()
         self._size += len(data)
-        return len(records)
+        return count
 
     def _due(self, incoming: int) -> bool:
         if self._size and self._size + incoming > self._max_bytes:

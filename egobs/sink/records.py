@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _esc
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 
-__all__ = ["REDACTED", "HeaderPolicy", "Origin", "http_records", "tcp_records"]
+__all__ = ["REDACTED", "HeaderPolicy", "HttpLines", "Origin", "http_records", "tcp_records"]
 
 REDACTED = "[redacted]"
 
@@ -37,6 +38,10 @@ class HeaderPolicy:
     def __init__(self, *, allowlist: Iterable[str] | None, redact: Iterable[str]) -> None:
         self._allow = None if allowlist is None else frozenset(h.lower() for h in allowlist)
         self._redact = frozenset(h.lower() for h in redact)
+        # json_object's caches: name -> '"name":' for kept headers; name -> the whole
+        # member ('"name":"[redacted]"') for redacted ones, or "" for dropped ones.
+        self._kept: dict[str, str] = {}
+        self._fixed: dict[str, str] = {}
 
     def apply(self, headers: Mapping[str, str]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -48,21 +53,72 @@ class HeaderPolicy:
             out[key] = REDACTED if key in redact else value
         return out
 
+    def json_object(self, headers: Mapping[str, str]) -> str:
+        """``json.dumps(self.apply(headers))`` (compact, non-ASCII kept), built directly.
+
+        What a header name becomes (dropped, redacted, kept) is decided once per name and
+        cached as a ready JSON fragment, so a logged header costs one dict look-up and one
+        escape of its value. A name that is not lower case could collide with another after
+        lower-casing, which ``apply`` resolves as a dict does: such maps take that path.
+        """
+        kept, fixed = self._kept, self._fixed
+        parts = []
+        # Iterating the names and indexing is about twice as fast as a upb map's items().
+        for name in headers:
+            key = kept.get(name)
+            if key is None:
+                frag = fixed.get(name)
+                if frag is None:
+                    if name != name.lower():
+                        return _json_object(self.apply(headers))
+                    self._learn(name)
+                    key = kept.get(name)
+                    frag = fixed.get(name, "")
+                if key is None:
+                    if frag:
+                        parts.append(frag)
+                    continue
+            parts.append(key + _esc(headers[name]))
+        return "{" + ",".join(parts) + "}"
+
+    # Header names seen are few (Envoy logs only the configured ones), but they come from the
+    # network: the caches are bounded and simply start afresh when full.
+    _CACHE_MAX = 1024
+
+    def _learn(self, name: str) -> None:
+        kept, fixed = self._kept, self._fixed
+        if len(kept) + len(fixed) >= self._CACHE_MAX:
+            kept.clear()
+            fixed.clear()
+        if self._allow is not None and name not in self._allow:
+            fixed[name] = ""
+        elif name in self._redact:
+            fixed[name] = f"{_esc(name)}:{_esc(REDACTED)}"
+        else:
+            kept[name] = _esc(name) + ":"
+
+
+def _json_object(d: Mapping[str, str]) -> str:
+    return "{" + ",".join([f"{_esc(k)}:{_esc(v)}" for k, v in d.items()]) + "}"
+
 
 class _Clock:
     """ISO-8601 timestamps; the strftime part is cached per second, which is most entries."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("prefix", "second")
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self.second = -1
+        self.prefix = ""
+
+    def set(self, seconds: int) -> None:
+        self.second = seconds
+        self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
     def iso(self, seconds: int, nanos: int) -> str:
-        if seconds != self._second:
-            self._second = seconds
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        return f"{self._prefix}.{nanos // 1000:06d}Z"
+        if seconds != self.second:
+            self.set(seconds)
+        return f"{self.prefix}.{nanos // 1000:06d}Z"
 
 
 _CLOCK = _Clock()
@@ -96,6 +152,82 @@ def _common(c: Any, origin: Origin, kind: str) -> dict[str, Any]:
     if c.upstream_transport_failure_reason:
         out["upstream_failure"] = c.upstream_transport_failure_reason
     return out
+
+
+class HttpLines:
+    """JSON lines of ``HTTPAccessLogEntry`` messages, built straight from the protobuf.
+
+    The result is byte for byte what encoding :func:`http_records` with the compact JSON
+    encoder gives (the tests hold it to that), at about half the cost: no dict per entry, each
+    field read once from the upb message, constant keys and per-batch values (gateway, node,
+    log name) as pre-escaped fragments, and only the strings from the entry escaped.
+    """
+
+    __slots__ = ("_policy",)
+
+    def __init__(self, policy: HeaderPolicy) -> None:
+        self._policy = policy
+
+    def lines(self, entries: Iterable[Any], origin: Origin) -> tuple[str, int]:
+        """The lines (each ending in a newline) of ``entries`` as one string, and their count."""
+        esc = _esc
+        headers = self._policy.json_object
+        protocols, methods = _PROTOCOLS, _METHODS
+        mid = (
+            f',"kind":"http","gateway":{esc(origin.gateway)},"node":{esc(origin.node)}'
+            f',"log_name":{esc(origin.log_name)},"route":'
+        )
+        clock = _CLOCK
+        out = []
+        for e in entries:
+            c = e.common_properties
+            req = e.request
+            resp = e.response
+            start = c.start_time
+            seconds = start.seconds
+            if seconds != clock.second:
+                clock.set(seconds)
+            d = c.duration if c.HasField("duration") else c.time_to_last_downstream_tx_byte
+            up_addr = c.upstream_remote_address
+            up = up_addr.socket_address
+            up_host = up.address
+            down_addr = c.downstream_remote_address
+            down = down_addr.socket_address
+            down_host = down.address
+            line = (
+                f'{{"time":"{clock.prefix}.{start.nanos // 1000:06d}Z"{mid}'
+                f'{esc(c.route_name)},"upstream_cluster":{esc(c.upstream_cluster)}'
+                ',"upstream_host":'
+                + (esc(f"{up_host}:{up.port_value}") if up_host else esc(up_addr.pipe.path))
+                + ',"downstream_remote":'
+                + (esc(f"{down_host}:{down.port_value}") if down_host else esc(down_addr.pipe.path))
+                + f',"duration_ms":{round((d.seconds + d.nanos * 1e-9) * 1000.0, 3)!r}'
+            )
+            flags = c.response_flags.ListFields()
+            if flags:
+                names = ",".join([esc(f.name) for f, v in flags if v is True])
+                line += f',"response_flags":[{names}]'
+            failure = c.upstream_transport_failure_reason
+            if failure:
+                line += ',"upstream_failure":' + esc(failure)
+            line += (
+                f',"protocol":"{protocols.get(e.protocol_version, "")}"'
+                f',"method":"{methods.get(req.request_method, "")}"'
+                f',"authority":{esc(req.authority)},"path":{esc(req.path)}'
+                f',"response_code":{resp.response_code.value}'
+                f',"response_code_details":{esc(resp.response_code_details)}'
+                f',"bytes_received":{req.request_headers_bytes + req.request_body_bytes}'
+                f',"bytes_sent":{resp.response_headers_bytes + resp.response_body_bytes}'
+                f',"request_id":{esc(req.request_id)},"user_agent":{esc(req.user_agent)}'
+            )
+            h = req.request_headers
+            if h:
+                line += ',"request_headers":' + headers(h)
+            h = resp.response_headers
+            if h:
+                line += ',"response_headers":' + headers(h)
+            out.append(line + "}\n")
+        return "".join(out), len(out)
 
 
 def http_records(entries: Iterable[Any], origin: Origin, policy: HeaderPolicy) -> list[dict]:

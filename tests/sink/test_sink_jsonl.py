@@ -11,8 +11,8 @@ from sink_helpers import async_wait, read_jsonl, send_als, sink_config
 
 from egobs.sink import Sink
 from egobs.sink._synthetic import http_message
-from egobs.sink.jsonl import JsonlWriter
-from egobs.sink.records import REDACTED, HeaderPolicy
+from egobs.sink.jsonl import JsonlWriter, encode_record
+from egobs.sink.records import REDACTED, HeaderPolicy, HttpLines, Origin, http_records
 
 
 def test_size_rotation_keeps_whole_lines_and_only_the_newest_backups(tmp_path: Path) -> None:
@@ -94,3 +94,62 @@ def test_sink_rotates_its_file(tmp_path: Path) -> None:
         assert not any("t0ps3cret" in f.read_text() for f in tmp_path.glob("access.jsonl*"))
 
     asyncio.run(main())
+
+
+def _odd_entries() -> list:
+    """Entries exercising every optional part of a line, and strings that need escaping."""
+    msg = http_message(
+        4,
+        route='route/"quoted"\\back\nslash',
+        cluster="cluster/ünïcode/✓",
+        headers={"authorization": "Bearer s3cret", "x-trace": 'a"b\tc', "accept": "*/*"},
+    )
+    entries = list(msg.http_logs.log_entry)
+    a, b, c, d = entries
+    a.common_properties.response_flags.no_healthy_upstream = True
+    a.common_properties.response_flags.upstream_request_timeout = True
+    a.common_properties.upstream_transport_failure_reason = "TLS error: \x01 bad"
+    a.common_properties.upstream_remote_address.socket_address.address = "10.0.0.1"
+    a.common_properties.upstream_remote_address.socket_address.port_value = 8080
+    b.common_properties.duration.FromNanoseconds(2_000_000_000)
+    b.common_properties.downstream_remote_address.Clear()
+    b.common_properties.downstream_remote_address.pipe.path = "/run/envoy.sock"
+    b.response.response_headers.update({"set-cookie": "k=v", "content-type": "text/plain"})
+    b.request.user_agent = "curl/8 «x»"
+    c.request.request_headers.clear()
+    # Mixed-case names are not what Envoy sends, but must collapse as the dict path does.
+    d.request.request_headers.update({"X-Trace": "upper", "Accept": "also"})
+    return entries
+
+
+def test_direct_lines_equal_encoded_records() -> None:
+    origin = Origin('default/"gw"', "node-ü", "egobs")
+    for policy in (
+        HeaderPolicy(allowlist=None, redact=("authorization", "set-cookie")),
+        HeaderPolicy(allowlist=("x-trace", "set-cookie"), redact=("set-cookie",)),
+        HeaderPolicy(allowlist=(), redact=()),
+    ):
+        entries = _odd_entries()
+        expected = "".join(encode_record(r) + "\n" for r in http_records(entries, origin, policy))
+        text, count = HttpLines(policy).lines(entries, origin)
+        assert count == len(entries)
+        assert text == expected
+        assert all(json.loads(line) for line in text.splitlines())
+    assert (
+        "s3cret"
+        not in HttpLines(HeaderPolicy(allowlist=None, redact=("authorization",))).lines(
+            _odd_entries(), origin
+        )[0]
+    )
+
+
+def test_write_lines_counts_and_rotates(tmp_path: Path) -> None:
+    path = tmp_path / "access.jsonl"
+    writer = JsonlWriter(str(path), max_bytes=1024, backups=10)
+    for i in range(20):
+        assert writer.write_lines("".join(f'{{"n":{i * 10 + j}}}\n' for j in range(10)), 10) == 10
+    writer.close()
+    assert writer.rotations > 0
+    files = [*writer.rotated_files(), path]
+    numbers = [json.loads(x)["n"] for f in files for x in f.read_text().splitlines()]
+    assert numbers == list(range(200))

@@ -26,6 +26,8 @@ from .secret import build_secret
 __all__ = ["Translator", "translate"]
 
 _ClusterPair = tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment | None]
+_VhostEntry = tuple[rc.VirtualHost, list[rc.Route]]
+_IRVhost = tuple[list[ir.HTTPRoute], dict[str, ir.Cluster], tuple[Any, ...], _VhostEntry]
 
 
 @dataclass(slots=True)
@@ -44,9 +46,12 @@ class _Cache:
 
     routes: dict[int, tuple[ir.HTTPRoute, tuple[rc.Route, ...]]] = field(default_factory=dict)
     by_value: dict[ir.HTTPRoute, tuple[rc.Route, ...]] | None = None
-    vhosts: dict[tuple[Any, ...], tuple[rc.VirtualHost, list[rc.Route]]] = field(
-        default_factory=dict
-    )
+    vhosts: dict[tuple[Any, ...], _VhostEntry] = field(default_factory=dict)
+    # Virtual hosts by the identity of their IR routes: the IR routes (held alive by the
+    # entry), the clusters they use in first-use order, and the key and entry of ``vhosts``.
+    # A hit skips the per-route work of assembling the host (~7 ms per run at 10,000 routes
+    # over 50 hosts) and still carries the ``vhosts`` entry over.
+    vhosts_by_ir: dict[tuple[Any, ...], _IRVhost] = field(default_factory=dict)
     route_configs: dict[
         tuple[Any, ...], tuple[route_pb2.RouteConfiguration, list[rc.VirtualHost]]
     ] = field(default_factory=dict)
@@ -190,20 +195,37 @@ class Translator:
                 new_routes[k] = (route, msgs)
         vhost_msgs: list[rc.VirtualHost] = []
         for hostname, routes in vhosts:
-            route_msgs: list[rc.Route] = []
-            for route in routes:
-                route_msgs.extend(new_routes[id(route)][1])
-                _add_clusters(route, clusters)
-
             vhost_name = virtual_host_name(name, hostname)
-            key = (vhost_name, hostname, *map(id, route_msgs))
-            entry = old.vhosts.pop(key, None) or new.vhosts.get(key)
-            if entry is None:
-                entry = (build_virtual_host(vhost_name, hostname, route_msgs), route_msgs)
-                stats["vhosts_built"] += 1
-            else:
+            ir_key = (vhost_name, hostname, *map(id, routes))
+            by_ir = old.vhosts_by_ir.pop(ir_key, None) or new.vhosts_by_ir.get(ir_key)
+            if by_ir is not None:
+                # The same IR route objects: the same route messages (each IR route's
+                # messages are fixed once built), the same host, the same clusters.
+                _, host_clusters, key, entry = by_ir
+                old.vhosts.pop(key, None)
                 stats["vhosts_reused"] += 1
+            else:
+                route_msgs: list[rc.Route] = []
+                host_clusters = {}
+                for route in routes:
+                    route_msgs.extend(new_routes[id(route)][1])
+                    _add_clusters(route, host_clusters)
+                key = (vhost_name, hostname, *map(id, route_msgs))
+                found = old.vhosts.pop(key, None) or new.vhosts.get(key)
+                if found is None:
+                    entry = (build_virtual_host(vhost_name, hostname, route_msgs), route_msgs)
+                    stats["vhosts_built"] += 1
+                else:
+                    entry = found
+                    stats["vhosts_reused"] += 1
+                by_ir = (routes, host_clusters, key, entry)
             new.vhosts[key] = entry
+            new.vhosts_by_ir[ir_key] = by_ir
+            # Hosts in order, each host's clusters in first-use order: the same first-use
+            # order over all routes as adding them route by route.
+            for cluster_name, cluster in host_clusters.items():
+                if cluster_name not in clusters:
+                    clusters[cluster_name] = cluster
             vhost_msgs.append(entry[0])
 
         stats["routes_built"] += built
