@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import socket
@@ -29,19 +28,16 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _input import base_docs, route_doc  # bench/ is on sys.path when run as a script
+
 from egobs.config import Config
 from egobs.controlplane import ControlPlane
-from egobs.xds import server as xds_server
 from egobs.xds.resources import ROUTE_TYPE, TYPE_URLS
 
-HOSTNAMES = 50
-SERVICES = 1000
-ENDPOINTS_PER_SERVICE = 3
 ROUTES_PER_FILE = 100
 NODE_CLUSTER = "bench/eg"
 CHANGED_ROUTE = 0
@@ -50,76 +46,16 @@ CHANGED_ROUTE = 0
 # --------------------------------------------------------------------------- input
 
 
-def _route_doc(r: int, version: int = 0) -> str:
-    # The edit moves the route to a new path and a new header value: one route's match and
-    # action change, its backends (and so clusters) stay.
-    suffix = f"-v{version}" if version else ""
-    return f"""apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: route-{r}, namespace: bench}}
-spec:
-  parentRefs: [{{name: eg}}]
-  hostnames: [host-{r % HOSTNAMES}.example.com]
-  rules:
-    - matches:
-        - path: {{type: PathPrefix, value: /api/r{r}{suffix}}}
-          headers: [{{name: x-tenant, value: t{r % 7}}}]
-      filters:
-        - type: RequestHeaderModifier
-          requestHeaderModifier:
-            set: [{{name: x-route, value: r{r}{suffix}}}]
-      backendRefs:
-        - {{name: svc-{r % SERVICES}, port: 80, weight: 90}}
-        - {{name: svc-{(r + 1) % SERVICES}, port: 80, weight: 10}}"""
-
-
-def _base_docs() -> list[str]:
-    docs = [
-        """apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: egobs}
-spec: {controllerName: gateway.egobs.dev/gatewayclass-controller}""",
-        """apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: eg, namespace: bench}
-spec:
-  gatewayClassName: egobs
-  listeners:
-    - {name: http, protocol: HTTP, port: 80}""",
-    ]
-    for s in range(SERVICES):
-        docs.append(
-            f"""apiVersion: v1
-kind: Service
-metadata: {{name: svc-{s}, namespace: bench}}
-spec:
-  ports: [{{name: http, port: 80}}]"""
-        )
-        addrs = ", ".join(
-            f"{{addresses: [127.0.{s // 250}.{(s % 250) + 1}]}}"
-            for _ in range(ENDPOINTS_PER_SERVICE)
-        )
-        docs.append(
-            f"""apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: svc-{s}-a, namespace: bench, labels: {{kubernetes.io/service-name: svc-{s}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {8000 + s % 1000}}}]
-endpoints: [{addrs}]"""
-        )
-    return docs
-
-
 def write_input(root: Path, routes: int) -> Path:
     """Write the input files; returns the path of the file holding the edited route."""
-    (root / "base.yaml").write_text("\n---\n".join(_base_docs()) + "\n")
+    (root / "base.yaml").write_text("\n---\n".join(base_docs()) + "\n")
     others = [r for r in range(routes) if r != CHANGED_ROUTE]
     for start in range(0, len(others), ROUTES_PER_FILE):
         chunk = others[start : start + ROUTES_PER_FILE]
-        text = "\n---\n".join(_route_doc(r) for r in chunk) + "\n"
+        text = "\n---\n".join(route_doc(r) for r in chunk) + "\n"
         (root / f"routes-{start // ROUTES_PER_FILE:04d}.yaml").write_text(text)
     changed = root / "route-changed.yaml"
-    changed.write_text(_route_doc(CHANGED_ROUTE) + "\n")
+    changed.write_text(route_doc(CHANGED_ROUTE) + "\n")
     return changed
 
 
@@ -180,42 +116,6 @@ class PushCounter:
         self, proxy: Any, type_url: str, version: str, message: str, context: object, /
     ) -> None:
         print(f"NACK {type_url}: {message[:300]}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def observed_serve(observer: PushCounter) -> Iterator[None]:
-    """Make ``ControlPlane.start`` hand ``observer`` to the xDS server.
-
-    ControlPlane has no parameter for an extra xDS observer, and ``start`` looks ``serve``
-    up in its module at call time, so wrapping it for the duration of ``start`` is enough.
-    The control plane's own observer (telemetry) keeps being called, before ours.
-    """
-    original = xds_server.serve
-
-    async def serve(*args: Any, **kwargs: Any) -> Any:
-        theirs = kwargs.get("observer")
-        kwargs["observer"] = observer if theirs is None else _Both(theirs, observer)
-        return await original(*args, **kwargs)
-
-    xds_server.serve = serve  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        xds_server.serve = original
-
-
-class _Both:
-    """Two observers as one; the server calls each hook by name."""
-
-    def __init__(self, first: Any, second: Any) -> None:
-        self._pair = (first, second)
-
-    def __getattr__(self, hook: str) -> Any:
-        def call(*args: Any) -> None:
-            for observer in self._pair:
-                getattr(observer, hook)(*args)
-
-        return call
 
 
 def _route_status(cp: ControlPlane) -> Any:
@@ -291,10 +191,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         counter = PushCounter()
-        cp = ControlPlane(config)
+        cp = ControlPlane(config, xds_observers=[counter])
         try:
-            with observed_serve(counter):
-                await cp.start()
+            await cp.start()
             await _poll(lambda: _converged(cp), args.timeout, "Envoy to ACK the initial config")
             print(
                 f"initial: loaded, translated and ACKed by Envoy in "
@@ -317,7 +216,7 @@ async def _changes(
         before = cp.cache.get(NODE_CLUSTER)
         assert before is not None
         counter.reset()
-        text = _route_doc(CHANGED_ROUTE, version=i) + "\n"
+        text = route_doc(CHANGED_ROUTE, version=i) + "\n"
         written = time.time()
         write_atomically(changed, text)
 

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from _input import HOSTNAMES, SERVICES, base_docs, route_doc  # bench/ is on sys.path
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -33,65 +34,9 @@ from egobs.telemetry.core import Telemetry
 from egobs.telemetry.tracing import setup_tracing
 from egobs.xds.translate import Translator
 
-HOSTNAMES = 50
-SERVICES = 1000
-ENDPOINTS_PER_SERVICE = 3
-
 
 def make_input(routes: int) -> str:
-    docs = [
-        """apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: egobs}
-spec: {controllerName: gateway.egobs.dev/gatewayclass-controller}""",
-        """apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: eg, namespace: bench}
-spec:
-  gatewayClassName: egobs
-  listeners:
-    - {name: http, protocol: HTTP, port: 80}""",
-    ]
-    for s in range(SERVICES):
-        docs.append(
-            f"""apiVersion: v1
-kind: Service
-metadata: {{name: svc-{s}, namespace: bench}}
-spec:
-  ports: [{{name: http, port: 80}}]"""
-        )
-        addrs = ", ".join(
-            f"{{addresses: [127.0.{s // 250}.{(s % 250) + 1}]}}"
-            for _ in range(ENDPOINTS_PER_SERVICE)
-        )
-        docs.append(
-            f"""apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: svc-{s}-a, namespace: bench, labels: {{kubernetes.io/service-name: svc-{s}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {8000 + s % 1000}}}]
-endpoints: [{addrs}]"""
-        )
-    for r in range(routes):
-        docs.append(
-            f"""apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: route-{r}, namespace: bench}}
-spec:
-  parentRefs: [{{name: eg}}]
-  hostnames: [host-{r % HOSTNAMES}.example.com]
-  rules:
-    - matches:
-        - path: {{type: PathPrefix, value: /api/r{r}}}
-          headers: [{{name: x-tenant, value: t{r % 7}}}]
-      filters:
-        - type: RequestHeaderModifier
-          requestHeaderModifier:
-            set: [{{name: x-route, value: r{r}}}]
-      backendRefs:
-        - {{name: svc-{r % SERVICES}, port: 80, weight: 90}}
-        - {{name: svc-{(r + 1) % SERVICES}, port: 80, weight: 10}}"""
-        )
+    docs = base_docs() + [route_doc(r) for r in range(routes)]
     return "\n---\n".join(docs) + "\n"
 
 

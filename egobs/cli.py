@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -12,10 +11,6 @@ import click
 import yaml
 
 from egobs import __version__
-
-# Envoy processes are spawned while gRPC threads run; gRPC's fork handlers are not needed for
-# exec'd children and only log noise about them.
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 EXIT_LOAD_ERROR = 2
 EXIT_BROKEN_INSTALL = 3

@@ -15,6 +15,7 @@ import gc
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from egobs.store import Change, Store
 from egobs.telemetry.core import Telemetry
 from egobs.telemetry.tracing import setup_tracing
 from egobs.xds.resources import ResourceSet
-from egobs.xds.server import ProxyStatus, XdsObserver
+from egobs.xds.server import FanOutObserver, ProxyStatus, XdsObserver
 from egobs.xds.snapshot import SnapshotCache
 from egobs.xds.translate import Translator
 
@@ -126,50 +127,6 @@ class _Rejections:
         return [r for entries in self.by_gateway.values() for r in entries.values()]
 
 
-class _FanOut:
-    """One XdsObserver calling several, in order."""
-
-    def __init__(self, *observers: XdsObserver) -> None:
-        self._observers = observers
-
-    def on_connect(self, proxy: ProxyStatus, /) -> None:
-        for o in self._observers:
-            o.on_connect(proxy)
-
-    def on_disconnect(self, proxy: ProxyStatus, /) -> None:
-        for o in self._observers:
-            o.on_disconnect(proxy)
-
-    def on_push(
-        self,
-        proxy: ProxyStatus,
-        type_url: str,
-        version: str,
-        resource_count: int,
-        size_bytes: int,
-        context: object,
-        /,
-    ) -> None:
-        for o in self._observers:
-            o.on_push(proxy, type_url, version, resource_count, size_bytes, context)
-
-    def on_ack(self, proxy: ProxyStatus, type_url: str, version: str, context: object, /) -> None:
-        for o in self._observers:
-            o.on_ack(proxy, type_url, version, context)
-
-    def on_nack(
-        self,
-        proxy: ProxyStatus,
-        type_url: str,
-        version: str,
-        message: str,
-        context: object,
-        /,
-    ) -> None:
-        for o in self._observers:
-            o.on_nack(proxy, type_url, version, message, context)
-
-
 def telemetry_from_config(config: Config) -> Telemetry:
     t = config.telemetry
     tracing = setup_tracing(
@@ -186,12 +143,20 @@ def telemetry_from_config(config: Config) -> Telemetry:
 class ControlPlane:
     """Everything ``egobs serve`` runs, started and stopped as one unit.
 
-    ``telemetry`` defaults to what ``config.telemetry`` describes.
+    ``telemetry`` defaults to what ``config.telemetry`` describes; ``xds_observers`` are
+    called on every xDS event after the control plane's own (benchmarks count pushes so).
     """
 
-    def __init__(self, config: Config, *, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        telemetry: Telemetry | None = None,
+        xds_observers: Sequence[XdsObserver] = (),
+    ) -> None:
         self.config = config
         self.telemetry = telemetry if telemetry is not None else telemetry_from_config(config)
+        self._extra_xds_observers = tuple(xds_observers)
         host = config.infra.host
         self.port_map = PortMap(offset=host.port_offset, explicit=dict(host.port_map))
         self.resources: Store[Resources] = Store("resources")
@@ -443,7 +408,9 @@ class ControlPlane:
         from egobs import admin
         from egobs.xds.server import serve
 
-        observer = _FanOut(self.rejections, self.telemetry.xds_observer)
+        observer = FanOutObserver(
+            self.rejections, self.telemetry.xds_observer, *self._extra_xds_observers
+        )
         self.xds = await serve(
             self.cache,
             address=self.config.xds.address,

@@ -82,6 +82,7 @@ from egobs.xds.snapshot import Packed, Snapshot, SnapshotCache, combined_version
 
 __all__ = [
     "NACK_MESSAGE_LIMIT",
+    "FanOutObserver",
     "NullObserver",
     "ProxyRegistry",
     "ProxyStatus",
@@ -210,6 +211,50 @@ class XdsObserver(Protocol):
         context: object,
         /,
     ) -> None: ...
+
+
+class FanOutObserver:
+    """One :class:`XdsObserver` calling several, in order (telemetry, status, benchmarks)."""
+
+    def __init__(self, *observers: XdsObserver) -> None:
+        self._observers = observers
+
+    def on_connect(self, proxy: ProxyStatus, /) -> None:
+        for o in self._observers:
+            o.on_connect(proxy)
+
+    def on_disconnect(self, proxy: ProxyStatus, /) -> None:
+        for o in self._observers:
+            o.on_disconnect(proxy)
+
+    def on_push(
+        self,
+        proxy: ProxyStatus,
+        type_url: str,
+        version: str,
+        resource_count: int,
+        size_bytes: int,
+        context: object,
+        /,
+    ) -> None:
+        for o in self._observers:
+            o.on_push(proxy, type_url, version, resource_count, size_bytes, context)
+
+    def on_ack(self, proxy: ProxyStatus, type_url: str, version: str, context: object, /) -> None:
+        for o in self._observers:
+            o.on_ack(proxy, type_url, version, context)
+
+    def on_nack(
+        self,
+        proxy: ProxyStatus,
+        type_url: str,
+        version: str,
+        message: str,
+        context: object,
+        /,
+    ) -> None:
+        for o in self._observers:
+            o.on_nack(proxy, type_url, version, message, context)
 
 
 class NullObserver:
