@@ -93,6 +93,11 @@ class SinkMetrics:
             registry=r,
         )
         self.queue_depth = Gauge(p + "queue_depth", "Entries waiting for the outputs.", registry=r)
+        self.queue_bytes = Gauge(
+            p + "queue_bytes",
+            "Estimated memory held by the entries waiting for the outputs.",
+            registry=r,
+        )
         self.forward_queue_depth = Gauge(
             p + "forward_queue_depth", "Entries waiting for the OTLP forwarder.", registry=r
         )

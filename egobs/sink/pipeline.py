@@ -1,9 +1,13 @@
 """The bounded queue between the gRPC streams and the outputs, and the worker that drains it.
 
 Streams only enqueue the received batches (the decoded protobuf messages, not copies), so a
-stream handler never waits for a disk or a collector. The queue is bounded in entries: a
-batch that does not fit waits at most ``full_wait_s`` for room (gRPC flow control then
-slows the sender, which absorbs bursts), then is dropped whole and counted
+stream handler never waits for a disk or a collector. The queue is bounded twice: in
+entries (``max_queue``) and in the memory its batches hold (``max_queue_bytes``). A queued
+batch keeps its whole decoded message alive (upb arena, and the received bytes its strings
+point into), several times its wire size for small entries, so an entry count alone bounds
+nothing when entries are large; each batch is charged :func:`batch_cost`, an estimate
+measured on upb. A batch that does not fit waits at most ``full_wait_s`` for room (gRPC flow
+control then slows the sender, which absorbs bursts), then is dropped whole and counted
 (``queue_full``) rather than holding Envoy's stream indefinitely. The worker runs on the
 same event loop, in slices, so reading streams and serving ``/metrics`` go on meanwhile.
 """
@@ -18,18 +22,30 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from .config import DEFAULT_MAX_QUEUE_BYTES
 from .jsonl import JsonlWriter, encode_record
 from .metrics import SinkMetrics
 from .otlp import OtlpForwarder
 from .records import HeaderPolicy, HttpLines, Origin, http_records, tcp_records
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "batch_cost"]
 
 log = logging.getLogger(__name__)
 
 _HTTP, _TCP, _RECORDS = 0, 1, 2
 # Entries processed before the worker yields to the event loop.
 _SLICE = 512
+# Resident bytes of a decoded entry beyond its wire bytes (upb message structure, arena
+# blocks), measured: 100 plain HTTP entries, 17 KiB on the wire, hold 99 KiB decoded. Short
+# strings are copied into the arena, long ones point into the received bytes (kept alive):
+# 225 KiB of header-heavy entries hold 392 KiB, 1 MiB holds 1.15 MiB. OTLP records (dicts)
+# cost about the same per record.
+_ENTRY_COST = 1024
+
+
+def batch_cost(wire_bytes: int, entries: int) -> int:
+    """Estimated memory a queued batch holds: 1.5 x its wire size + 1 KiB per entry."""
+    return wire_bytes + (wire_bytes >> 1) + _ENTRY_COST * entries
 
 
 class Pipeline:
@@ -40,6 +56,7 @@ class Pipeline:
         *,
         metrics: SinkMetrics,
         max_queue: int,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         full_wait_s: float = 0.25,
         red_metrics: bool = True,
         jsonl: JsonlWriter | None = None,
@@ -48,6 +65,7 @@ class Pipeline:
     ) -> None:
         self._metrics = metrics
         self._max_queue = max_queue
+        self._max_bytes = max_queue_bytes
         self._full_wait_s = full_wait_s
         self._space = asyncio.Event()
         self._red = red_metrics
@@ -55,8 +73,9 @@ class Pipeline:
         self._forwarder = forwarder
         self._headers = headers or HeaderPolicy(allowlist=None, redact=())
         self._http_lines = HttpLines(self._headers)
-        self._items: deque[tuple[int, Origin, Any, int]] = deque()
+        self._items: deque[tuple[int, Origin, Any, int, int]] = deque()
         self._depth = 0
+        self._bytes = 0
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -68,40 +87,57 @@ class Pipeline:
         }
         self._queue_full = metrics.dropped.labels("queue_full")
         metrics.queue_depth.set_function(lambda: self._depth)
+        metrics.queue_bytes.set_function(lambda: self._bytes)
 
     @property
     def depth(self) -> int:
         """Entries queued and not yet processed."""
         return self._depth
 
-    async def submit_http(self, origin: Origin, entries: Sequence[Any]) -> None:
-        await self._put(_HTTP, origin, entries)
+    @property
+    def queued_bytes(self) -> int:
+        """Estimated memory held by the queued batches (:func:`batch_cost`)."""
+        return self._bytes
 
-    async def submit_tcp(self, origin: Origin, entries: Sequence[Any]) -> None:
-        await self._put(_TCP, origin, entries)
+    # ``wire_bytes``: the size of the received message the entries were decoded from (their
+    # share of it), which the batch keeps alive; 0 when they were built in process.
+    async def submit_http(
+        self, origin: Origin, entries: Sequence[Any], wire_bytes: int = 0
+    ) -> None:
+        await self._put(_HTTP, origin, entries, wire_bytes)
 
-    async def submit_records(self, origin: Origin, records: list[dict[str, Any]]) -> None:
-        await self._put(_RECORDS, origin, records)
+    async def submit_tcp(self, origin: Origin, entries: Sequence[Any], wire_bytes: int = 0) -> None:
+        await self._put(_TCP, origin, entries, wire_bytes)
 
-    async def _put(self, kind: int, origin: Origin, payload: Sequence[Any]) -> None:
+    async def submit_records(
+        self, origin: Origin, records: list[dict[str, Any]], wire_bytes: int = 0
+    ) -> None:
+        await self._put(_RECORDS, origin, records, wire_bytes)
+
+    def _full(self, n: int, cost: int) -> bool:
+        return self._depth + n > self._max_queue or self._bytes + cost > self._max_bytes
+
+    async def _put(self, kind: int, origin: Origin, payload: Sequence[Any], wire: int) -> None:
         n = len(payload)
         if not n:
             return
         self._received[kind].inc(n)
-        if self._depth + n > self._max_queue and not self._closing:
+        cost = batch_cost(wire, n)
+        if self._full(n, cost) and not self._closing:
             deadline = time.monotonic() + self._full_wait_s
-            while self._depth + n > self._max_queue and not self._closing:
+            while self._full(n, cost) and not self._closing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._space.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._space.wait(), remaining)
-        if self._depth + n > self._max_queue or self._closing:
+        if self._closing or self._full(n, cost):
             self._queue_full.inc(n)
             return
-        self._items.append((kind, origin, payload, n))
+        self._items.append((kind, origin, payload, n, cost))
         self._depth += n
+        self._bytes += cost
         if not self._wakeup.is_set():
             self._wakeup.set()
 
@@ -123,6 +159,7 @@ class Pipeline:
             self._metrics.dropped.labels("shutdown").inc(self._depth)
             self._items.clear()
             self._depth = 0
+            self._bytes = 0
         if self._jsonl is not None:
             self._jsonl.close()
 
@@ -135,11 +172,12 @@ class Pipeline:
                 await self._wakeup.wait()
                 continue
             batch = []
-            n = 0
+            n = cost = 0
             while self._items and n < _SLICE:
                 item = self._items.popleft()
                 batch.append(item)
                 n += item[3]
+                cost += item[4]
             try:
                 self._process(batch)
             except Exception:
@@ -148,10 +186,11 @@ class Pipeline:
                 self._metrics.dropped.labels("process_error").inc(n)
             finally:
                 self._depth -= n
+                self._bytes -= cost
                 self._space.set()
             await asyncio.sleep(0)
 
-    def _process(self, batch: list[tuple[int, Origin, Any, int]]) -> None:
+    def _process(self, batch: list[tuple[int, Origin, Any, int, int]]) -> None:
         # Records (dicts) are only needed by the forwarder; without it, HTTP entries go
         # straight from the protobuf to JSON text (HttpLines, the hot path at Envoy's rate).
         # Either way the slice's lines keep the queue's order and go out in one write.
@@ -161,7 +200,7 @@ class Pipeline:
         chunks: list[str] = []
         lines = 0
         metrics = self._metrics
-        for kind, origin, payload, _ in batch:
+        for kind, origin, payload, _, _ in batch:
             new: list[dict[str, Any]] = []
             if kind == _HTTP:
                 if self._red:

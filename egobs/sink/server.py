@@ -48,6 +48,19 @@ _GRPC_LIMIT_FACTOR = 4
 # Envoy keeps one stream per worker per logger open for its lifetime; on shutdown they get
 # this long to deliver what is in flight before being cancelled.
 _STREAM_GRACE_S = 1.0
+# What the server reads ahead per stream while its handler is busy. gRPC's default BDP probe
+# grows the HTTP/2 windows to what the loopback link can carry, and it keeps reading into
+# them however far behind the handlers are: with 16 streams of the benchmark's messages the
+# sink peaked at 150-350 MiB, with 32 streams of 1 MiB messages at 2.4 GiB, all of it bytes
+# buffered in gRPC core. A fixed 256 KiB window per stream (a message larger than the window
+# is still let through, one at a time) keeps that to streams x (window + one message), and
+# costs no measurable throughput (bench/sink.py synthetic phase: 2.39 M vs 2.45 M entries
+# in 8 s, within run-to-run noise).
+_GRPC_SERVER_OPTIONS = [
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", 256 * 1024),
+    ("grpc.so_reuseport", 0),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +69,18 @@ class _Rejected:
 
 
 class _Decoder:
+    """Decodes a request to ``(message, wire size)``: the queue charges a batch by its size."""
+
     def __init__(self, message_type: Any, max_bytes: int) -> None:
         self._parse = message_type.FromString
         self._max = max_bytes
 
-    def __call__(self, data: bytes) -> Any:
-        if len(data) > self._max:
+    def __call__(self, data: bytes) -> tuple[Any, int] | _Rejected:
+        size = len(data)
+        if size > self._max:
             return _Rejected("oversized")
         try:
-            return self._parse(data)
+            return self._parse(data), size
         except DecodeError:
             return _Rejected("malformed")
 
@@ -88,6 +104,7 @@ class Sink:
         self.pipeline = Pipeline(
             metrics=self.metrics,
             max_queue=config.max_queue,
+            max_queue_bytes=config.max_queue_bytes,
             full_wait_s=config.queue_full_wait_s,
             red_metrics=config.metrics.enabled,
             jsonl=self._jsonl,
@@ -109,10 +126,7 @@ class Sink:
         cfg = self.config
         limit = cfg.max_message_bytes * _GRPC_LIMIT_FACTOR
         self._server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.so_reuseport", 0),
-            ]
+            options=[("grpc.max_receive_message_length", limit), *_GRPC_SERVER_OPTIONS]
         )
         self._server.add_generic_rpc_handlers(
             (
@@ -194,18 +208,19 @@ class Sink:
         streams.inc()
         pipeline = self.pipeline
         try:
-            async for msg in requests:
-                if isinstance(msg, _Rejected):
-                    self._rejected[msg.reason].inc()
+            async for item in requests:
+                if isinstance(item, _Rejected):
+                    self._rejected[item.reason].inc()
                     continue
+                msg, size = item
                 if msg.HasField("identifier"):
                     ident = msg.identifier
                     origin = Origin(ident.node.cluster, ident.node.id, ident.log_name)
                 which = msg.WhichOneof("log_entries")
                 if which == "http_logs":
-                    await pipeline.submit_http(origin, msg.http_logs.log_entry)
+                    await pipeline.submit_http(origin, msg.http_logs.log_entry, size)
                 elif which == "tcp_logs":
-                    await pipeline.submit_tcp(origin, msg.tcp_logs.log_entry)
+                    await pipeline.submit_tcp(origin, msg.tcp_logs.log_entry, size)
                 elif not msg.HasField("identifier"):
                     self._rejected["empty"].inc()
         finally:
@@ -213,19 +228,22 @@ class Sink:
         return als_pb2.StreamAccessLogsResponse()
 
     async def _export_logs(
-        self, request: Any, context: grpc.aio.ServicerContext
+        self, item: Any, context: grpc.aio.ServicerContext
     ) -> logs_service_pb2.ExportLogsServiceResponse:
-        if isinstance(request, _Rejected):
-            self._rejected[request.reason].inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.reason} request")
+        if isinstance(item, _Rejected):
+            self._rejected[item.reason].inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{item.reason} request")
+        request, size = item
         streams = self.metrics.active_streams.labels("otlp")
         streams.inc()
         try:
             by_origin: dict[Origin, list[dict[str, Any]]] = {}
             for origin, record in otlp_records(request):
                 by_origin.setdefault(origin, []).append(record)
+            count = sum(map(len, by_origin.values())) or 1
             for origin, records in by_origin.items():
-                await self.pipeline.submit_records(origin, records)
+                # The records are copies: each origin is charged its share of the request.
+                await self.pipeline.submit_records(origin, records, size * len(records) // count)
         finally:
             streams.dec()
         return logs_service_pb2.ExportLogsServiceResponse()

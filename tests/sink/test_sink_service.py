@@ -25,7 +25,7 @@ from egobs.resources.loader import LoadError
 from egobs.sink import Sink, load_sink_config
 from egobs.sink._synthetic import http_message
 from egobs.sink.metrics import OTHER, SinkMetrics
-from egobs.sink.pipeline import Pipeline
+from egobs.sink.pipeline import Pipeline, batch_cost
 from egobs.sink.records import Origin
 
 
@@ -280,3 +280,108 @@ def test_config_file_is_strict(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"kind": "SinkConfig", "jsonl": {"pth": "x"}}))
     with pytest.raises(LoadError):
         load_sink_config(bad)
+
+
+def _vm(field: str) -> int:
+    """A ``/proc/self/status`` size field in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_flood_of_large_messages_is_bounded_by_bytes_and_counted(tmp_path: Path) -> None:
+    # 1 GiB offered as 1 MiB messages (100 entries with 10 KiB of headers each) over 8
+    # streams while the outputs are stalled. Bounded in entries only, the queue would keep
+    # 500 such messages (over 500 MiB decoded); bounded in bytes it keeps about 48 MiB.
+    mib = 1024 * 1024
+    streams, per_stream = 8, 128
+    headers = {f"x-h{i}": "v" * 1024 for i in range(10)}
+    body = http_message(100, identifier=False, headers=headers).SerializeToString()
+    assert mib <= len(body) < 1.1 * mib
+    first = http_message(100, headers=headers).SerializeToString()
+
+    async def main() -> None:
+        sink = Sink(sink_config(tmp_path, jsonl__path=None, queue_full_wait_s=0.01))
+        pipeline = sink.pipeline
+        pipeline.start = lambda: None  # type: ignore[method-assign]  # the consumer is paused
+        await sink.start()
+        peak = 0
+        stop = asyncio.Event()
+
+        async def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, _vm("VmRSS"))
+                await asyncio.sleep(0.005)
+
+        try:
+            before = _vm("VmRSS")
+            exact = _reset_peak_rss()
+            sampler = asyncio.create_task(sample())
+            await asyncio.gather(
+                *(
+                    send_als(sink.grpc_port, [first] + [body] * (per_stream - 1))
+                    for _ in range(streams)
+                )
+            )
+            stop.set()
+            await sampler
+            peak = max(peak, _vm("VmHWM") if exact else 0)
+            growth = (peak - before) / mib
+            assert growth < 150, f"RSS grew {growth:.0f} MiB for 1 GiB offered"
+            s = _samples(sink.metrics)
+            offered = streams * per_stream * 100
+            assert total(s, "egobs_sink_entries_received_total") == offered
+            dropped = total(s, "egobs_sink_entries_dropped_total", reason="queue_full")
+            assert dropped > offered // 2
+            assert dropped + pipeline.depth == offered
+            held = total(s, "egobs_sink_queue_bytes")
+            assert held == pipeline.queued_bytes <= sink.config.max_queue_bytes
+            assert pipeline.depth < 5000  # what 48 MiB of these holds, not max_queue's 50,000
+        finally:
+            Pipeline.start(pipeline)  # resumed: what was queued is processed, not lost
+            await sink.stop()
+        s = _samples(sink.metrics)
+        assert total(s, "egobs_sink_requests_total") + dropped == offered
+        assert total(s, "egobs_sink_entries_dropped_total") == dropped
+        assert pipeline.queued_bytes == 0
+
+    asyncio.run(main())
+
+
+def test_queue_bytes_bound_drops_batches_that_do_not_fit() -> None:
+    async def main() -> None:
+        metrics = SinkMetrics()
+        cost = batch_cost(100_000, 10)
+        pipeline = Pipeline(
+            metrics=metrics, max_queue=1000, max_queue_bytes=2 * cost, full_wait_s=0.01
+        )
+        origin = Origin("default/gw", "n", "egobs")
+        entries = http_message(10).http_logs.log_entry
+        for _ in range(3):
+            await pipeline.submit_http(origin, entries, 100_000)
+        assert (pipeline.depth, pipeline.queued_bytes) == (20, 2 * cost)
+        s = _samples(metrics)
+        assert total(s, "egobs_sink_entries_dropped_total", reason="queue_full") == 10
+        assert total(s, "egobs_sink_queue_bytes") == 2 * cost
+        # Small batches still fit in what is left of the entry bound... but not the bytes one.
+        await pipeline.submit_http(origin, entries[:1])
+        assert pipeline.depth == 20
+        pipeline.start()
+        await pipeline.drain(timeout=5)
+        assert (pipeline.depth, pipeline.queued_bytes) == (0, 0)
+        assert total(_samples(metrics), "egobs_sink_requests_total") == 20
+
+    asyncio.run(main())
