@@ -36,12 +36,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import pydantic
-import yaml
 from pydantic import Field
 
-from egobs.resources._base import Model, Source
-from egobs.resources.loader import LoadError, ResourceError, validation_errors
+from egobs.resources._base import Model
+from egobs.resources.loader import load_model_file
 
 __all__ = [
     "AdminConfig",
@@ -168,19 +166,7 @@ class Config(Model):
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raises :class:`LoadError` naming file and field."""
     p = Path(path)
-    src = Source(str(p), 1, 1)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise LoadError([ResourceError(src, f"cannot read: {exc}")]) from None
-    except yaml.YAMLError as exc:
-        raise LoadError([ResourceError(src, f"malformed YAML: {exc}")]) from None
-    if not isinstance(data, dict):
-        raise LoadError([ResourceError(src, "config must be a mapping")])
-    try:
-        cfg = Config.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise LoadError(validation_errors(exc, src, "EgobsConfig")) from None
+    cfg = load_model_file(p, Config, ref="EgobsConfig")
     # Relative provider paths are relative to the config file, like kubeconfig paths.
     base = p.resolve().parent
     cfg.provider.file.paths = [

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 import yaml
@@ -309,6 +309,30 @@ def check_unique(objects: Iterable[Resource]) -> list[ResourceError]:
                 )
             )
     return errors
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def load_model_file(path: str | os.PathLike[str], model: type[M], *, ref: str) -> M:
+    """A single-document YAML file (a config file) validated as ``model``.
+
+    Raises :class:`LoadError` naming the file and field path, like resource errors.
+    """
+    p = Path(path)
+    src = Source(str(p), 1, 1)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise LoadError([ResourceError(src, f"cannot read: {exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise LoadError([ResourceError(src, f"malformed YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise LoadError([ResourceError(src, f"{ref} must be a mapping")])
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise LoadError(validation_errors(exc, src, ref)) from None
 
 
 def load_paths(paths: Iterable[str | os.PathLike[str]]) -> Resources:

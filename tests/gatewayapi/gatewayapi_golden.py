@@ -4,25 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from egobs import ir
+from egobs.cli import dump_yaml
 from egobs.gatewayapi import Result
 
 NOW = "2026-01-01T00:00:00Z"
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style; multi-line strings (PEM) as literal blocks so diffs stay readable."""
-
-
-def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    if "\n" in data:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
-
-
-_Dumper.add_representer(str, _str)
 
 
 def as_data(result: Result) -> dict[str, Any]:
@@ -49,6 +35,4 @@ def as_data(result: Result) -> dict[str, Any]:
 
 
 def render(result: Result) -> str:
-    return yaml.dump(
-        as_data(result), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100
-    )
+    return dump_yaml(as_data(result))
