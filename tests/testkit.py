@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +50,27 @@ async def wait_until_async(pred: Callable[[], bool], what: str, timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def wait_until(
+    cond: Callable[[], Any],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = cond()
+            if value:
+                return value
+        except AssertionError:
+            raise
+        except Exception as exc:  # retried until the deadline
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else "")
+    )

@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 
+from ._tasks import finish
 from .config import OtlpConfig
 from .metrics import SinkMetrics
 from .records import Origin
@@ -81,13 +82,7 @@ class OtlpForwarder:
         """Export what is queued within ``timeout`` seconds; drop (counted) what is left."""
         self._closing = True
         self._wakeup.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await finish(self._task, timeout)
         if self._queue:
             self._metrics.dropped.labels("forward_shutdown").inc(len(self._queue))
             self._queue.clear()

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from ._tasks import finish
 from .config import DEFAULT_MAX_QUEUE_BYTES
 from .jsonl import JsonlWriter, encode_record
 from .metrics import SinkMetrics
@@ -148,13 +149,7 @@ class Pipeline:
         """Stop accepting, process what is queued within ``timeout`` s, count the rest."""
         self._closing = True
         self._wakeup.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await finish(self._task, timeout)
         if self._depth:
             self._metrics.dropped.labels("shutdown").inc(self._depth)
             self._items.clear()

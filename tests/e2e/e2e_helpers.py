@@ -7,15 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from testkit import unused_port as free_port
+from testkit import wait_until
 
 GATEWAY_CLASS = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -23,30 +22,6 @@ kind: GatewayClass
 metadata: {name: egobs}
 spec: {controllerName: gateway.egobs.dev/gatewayclass-controller}
 """
-
-
-def wait_until(
-    cond: Callable[[], Any],
-    *,
-    timeout: float = 20.0,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = cond()
-            if value:
-                return value
-        except AssertionError:
-            raise
-        except Exception as exc:  # retried until the deadline
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else "")
-    )
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

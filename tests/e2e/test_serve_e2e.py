@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import GATEWAY_CLASS, Serve, request, wait_until
-from testkit import pid_alive
+from e2e_helpers import GATEWAY_CLASS, Serve, request
+from testkit import pid_alive, wait_until
 from testkit import unused_port as free_port
 
 from egobs.echo import EchoServer, start_echo_in_thread

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from testkit import unused_port as free_port
+from testkit import wait_until
 
 from egobs import ir
 from egobs.xds.dump import static_bootstrap
@@ -24,28 +26,6 @@ GATEWAY = "default/gw"
 DIRECT_ROUTE = "httproute/default/direct/rule/0/match/0"
 ECHO_ROUTE = "httproute/default/echo/rule/0/match/0"
 ECHO_CLUSTER = "service/default/echo/8080"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(cond: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = cond()
-            if value:
-                return value
-        except AssertionError:
-            raise
-        except Exception as exc:  # retried until the deadline
-            last = exc
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f" (last: {last!r})" if last else ""))
 
 
 def http_get(url: str, *, headers: dict[str, str] | None = None, timeout: float = 5.0) -> bytes:

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
-from e2e_helpers import GATEWAY_CLASS, Serve, request, wait_until
-from testkit import pid_alive
+from e2e_helpers import GATEWAY_CLASS, Serve, request
+from testkit import pid_alive, wait_until
 from testkit import unused_port as free_port
 
 __all__ = [
