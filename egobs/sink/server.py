@@ -52,13 +52,14 @@ _STREAM_GRACE_S = 1.0
 # grows the HTTP/2 windows to what the loopback link can carry, and it keeps reading into
 # them however far behind the handlers are: with 16 streams of the benchmark's messages the
 # sink peaked at 150-350 MiB, with 32 streams of 1 MiB messages at 2.4 GiB, all of it bytes
-# buffered in gRPC core. A fixed 256 KiB window per stream (a message larger than the window
-# is still let through, one at a time) keeps that to streams x (window + one message), and
-# costs no measurable throughput (bench/sink.py synthetic phase: 2.39 M vs 2.45 M entries
-# in 8 s, within run-to-run noise).
+# buffered in gRPC core. A fixed window per stream (a message larger than the window is
+# still let through, one at a time) keeps that to streams x (window + one message). 4 MiB,
+# not less: with 256 KiB Envoy's access-log streams (one per worker) stalled on flow control
+# at ~40k entries/s and Envoy dropped 3-11 % of entries; with 4 MiB, 40-42k/s lost none
+# (bench/sink.py --envoy-concurrency 2 --connections 64), and Envoy runs few such streams.
 _GRPC_SERVER_OPTIONS = [
     ("grpc.http2.bdp_probe", 0),
-    ("grpc.http2.lookahead_bytes", 256 * 1024),
+    ("grpc.http2.lookahead_bytes", 4 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
 ]
 
