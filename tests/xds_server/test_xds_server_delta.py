@@ -6,6 +6,7 @@ from testkit import wait_until_async as wait_until
 from xds_server_helpers import (
     DeltaClient,
     Recorder,
+    acked,
     cluster,
     delta_names,
     endpoints,
@@ -18,8 +19,7 @@ from xds_server_helpers import (
 )
 
 from egobs.xds.resources import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, ResourceSet
-from egobs.xds.server import XdsServer
-from egobs.xds.snapshot import Snapshot, SnapshotCache
+from egobs.xds.snapshot import SnapshotCache
 
 GW = "default/gw"
 C, E, L, R = CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
@@ -51,14 +51,6 @@ async def sync(client: DeltaClient, eds: list[str], rds: list[str] = ["rc"]) -> 
         resp = await client.recv()
         assert resp.type_url == type_url
         await client.ack(resp)
-
-
-def acked(server: XdsServer, snap: Snapshot, types: tuple[str, ...] = (C, E, L, R)) -> bool:
-    return all(
-        s.types.get(t) is not None and s.types[t].acked_version == snap.type_versions[t]
-        for s in server.registry.for_cluster(snap.node_cluster)
-        for t in types
-    )
 
 
 def test_initial_sync_and_only_changed_resources() -> None:

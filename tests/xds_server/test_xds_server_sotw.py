@@ -7,6 +7,7 @@ from testkit import wait_until_async as wait_until
 from xds_server_helpers import (
     Recorder,
     SotwClient,
+    acked,
     cluster,
     endpoints,
     listener,
@@ -27,8 +28,8 @@ from egobs.xds.resources import (
     SECRET_TYPE,
     ResourceSet,
 )
-from egobs.xds.server import NACK_MESSAGE_LIMIT, XdsServer
-from egobs.xds.snapshot import Snapshot, SnapshotCache
+from egobs.xds.server import NACK_MESSAGE_LIMIT
+from egobs.xds.snapshot import SnapshotCache
 
 GW = "default/gw"
 C, E, L, R, S = CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE
@@ -76,14 +77,6 @@ async def sync(client: Envoyish) -> dict[str, str]:
         await client.ack(resp, names)
         versions[type_url] = resp.version_info
     return versions
-
-
-def acked(server: XdsServer, snap: Snapshot, types: tuple[str, ...] = (C, E, L, R)) -> bool:
-    return all(
-        s.types.get(t) is not None and s.types[t].acked_version == snap.type_versions[t]
-        for s in server.registry.for_cluster(snap.node_cluster)
-        for t in types
-    )
 
 
 def test_initial_sync_order_and_status() -> None:

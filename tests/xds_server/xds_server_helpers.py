@@ -34,7 +34,7 @@ from egobs.xds.resources import (
     ResourceSet,
 )
 from egobs.xds.server import ProxyStatus, XdsServer, serve
-from egobs.xds.snapshot import SnapshotCache
+from egobs.xds.snapshot import Snapshot, SnapshotCache
 
 WAIT_S = 10.0
 TYPES4 = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)
@@ -324,3 +324,16 @@ async def running(cache: SnapshotCache, observer: Any = None) -> AsyncIterator[X
 def proxy(server: XdsServer, cluster: str) -> ProxyStatus:
     (p,) = server.registry.for_cluster(cluster)
     return p
+
+
+def acked(
+    server: XdsServer,
+    snap: Snapshot,
+    types: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE),
+) -> bool:
+    """Every proxy of the snapshot's Gateway has ACKed each of ``types`` at its version."""
+    return all(
+        s.types.get(t) is not None and s.types[t].acked_version == snap.type_versions[t]
+        for s in server.registry.for_cluster(snap.node_cluster)
+        for t in types
+    )
