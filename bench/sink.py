@@ -334,6 +334,10 @@ def jsonl_micro(batches: int = 200) -> dict[str, Any]:
     return {
         "jsonl_us_per_entry": per_entry(lambda: lines.lines(entries, origin)[0].encode()),
         "metrics_us_per_entry": per_entry(lambda: metrics.account_http("default/bench", entries)),
+        # What the sink runs with both outputs on: one pass for the line and the metrics.
+        "line_and_metrics_us_per_entry": per_entry(
+            lambda: lines.lines(entries, origin, metrics.http_account("default/bench"))[0].encode()
+        ),
     }
 
 

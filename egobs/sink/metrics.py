@@ -10,7 +10,7 @@ are counted under ``other``, so the number of series stays bounded whatever the 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -162,6 +162,44 @@ class SinkMetrics:
             flags = c.response_flags.ListFields()
             if flags:
                 self._add_flags(key, flags)
+
+    def http_account(self, gateway: str) -> Callable[[str, str, int, int, int, float, Any], None]:
+        """A function adding one HTTP entry's already-read fields to the RED metrics.
+
+        For a caller that reads the entry anyway (the JSON lines): reading the upb fields is
+        most of :meth:`account_http`'s cost, so this saves reading them twice. Arguments:
+        route, upstream cluster, response code, bytes received, bytes sent, duration in
+        seconds, and the response flags' ``ListFields()`` (falsy when none).
+        """
+        series_map = self._http
+        routes, clusters = self._routes, self._clusters
+        route_values, cluster_values = routes.values, clusters.values
+        g = self._gateways.get(gateway)
+        buckets = LATENCY_BUCKETS
+        add_flags = self._add_flags
+
+        def add(
+            route: str, cluster: str, code: int, rx: int, tx: int, seconds: float, flags: Any
+        ) -> None:
+            rt = route_values.get(route)
+            if rt is None:
+                rt = routes.admit(route)
+            cl = cluster_values.get(cluster)
+            if cl is None:
+                cl = clusters.admit(cluster)
+            key = (g, rt, cl)
+            s = series_map.get(key)
+            if s is None:
+                s = series_map[key] = [0.0] * _SERIES_LEN
+            s[code // 100 if code < 600 else 0] += 1
+            s[_RX] += rx
+            s[_TX] += tx
+            s[_SUM] += seconds
+            s[_B0 + bisect_left(buckets, seconds)] += 1
+            if flags:
+                add_flags(key, flags)
+
+        return add
 
     def account_tcp(self, gateway: str, entries: Iterable[Any]) -> None:
         """Add ``TCPAccessLogEntry`` messages (one per connection) to the RED metrics."""

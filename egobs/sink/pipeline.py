@@ -198,12 +198,15 @@ class Pipeline:
         for kind, origin, payload, _, _ in batch:
             new: list[dict[str, Any]] = []
             if kind == _HTTP:
-                if self._red:
-                    metrics.account_http(origin.gateway, payload)
-                if want_records:
-                    new = http_records(payload, origin, self._headers)
-                elif jsonl:
-                    text, n = self._http_lines.lines(payload, origin)
+                if want_records or not jsonl:
+                    if self._red:
+                        metrics.account_http(origin.gateway, payload)
+                    if want_records:
+                        new = http_records(payload, origin, self._headers)
+                else:
+                    # The hot path: one pass over the entries for the line and the metrics.
+                    account = metrics.http_account(origin.gateway) if self._red else None
+                    text, n = self._http_lines.lines(payload, origin, account)
                     chunks.append(text)
                     lines += n
             elif kind == _TCP:

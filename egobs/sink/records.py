@@ -8,7 +8,7 @@ whole-millisecond ``%DURATION%``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _esc
 from typing import Any
@@ -123,6 +123,9 @@ class _Clock:
 
 _CLOCK = _Clock()
 
+# Distinct values whose escaped JSON form HttpLines keeps; it starts afresh when past this.
+_ESCAPED_MAX = 4096
+
 
 def _address(addr: Any) -> str:
     socket = addr.socket_address
@@ -163,14 +166,31 @@ class HttpLines:
     log name) as pre-escaped fragments, and only the strings from the entry escaped.
     """
 
-    __slots__ = ("_policy",)
+    __slots__ = ("_escaped", "_policy")
 
     def __init__(self, policy: HeaderPolicy) -> None:
         self._policy = policy
+        # Keys are strings or (host, port) pairs read from the network: bounded, see lines().
+        self._escaped: dict[Any, str] = {}
 
-    def lines(self, entries: Iterable[Any], origin: Origin) -> tuple[str, int]:
-        """The lines (each ending in a newline) of ``entries`` as one string, and their count."""
+    def lines(
+        self,
+        entries: Iterable[Any],
+        origin: Origin,
+        account: Callable[[str, str, int, int, int, float, Any], None] | None = None,
+    ) -> tuple[str, int]:
+        """The lines (each ending in a newline) of ``entries`` as one string, and their count.
+
+        ``account`` (:meth:`~egobs.sink.metrics.SinkMetrics.http_account`), when given, gets
+        each entry's RED fields as they are read for the line, so the metrics cost no second
+        pass over the upb message.
+        """
         esc = _esc
+        # Route, cluster, authority, hosts, user agent, details: a few values repeat over
+        # and over, so their escaped form is looked up rather than escaped per entry.
+        cache = self._escaped
+        if len(cache) > _ESCAPED_MAX:
+            cache.clear()
         headers = self._policy.json_object
         protocols, methods = _PROTOCOLS, _METHODS
         mid = (
@@ -188,37 +208,66 @@ class HttpLines:
             if seconds != clock.second:
                 clock.set(seconds)
             d = c.duration if c.HasField("duration") else c.time_to_last_downstream_tx_byte
+            elapsed = d.seconds + d.nanos * 1e-9
+            route = c.route_name
+            cluster = c.upstream_cluster
             up_addr = c.upstream_remote_address
             up = up_addr.socket_address
             up_host = up.address
+            up_key = (up_host, up.port_value) if up_host else up_addr.pipe.path
+            up_esc = cache.get(up_key)
+            if up_esc is None:
+                up_esc = cache[up_key] = esc(
+                    f"{up_host}:{up.port_value}" if up_host else up_addr.pipe.path
+                )
             down_addr = c.downstream_remote_address
             down = down_addr.socket_address
             down_host = down.address
+            code = resp.response_code.value
+            rx = req.request_headers_bytes + req.request_body_bytes
+            tx = resp.response_headers_bytes + resp.response_body_bytes
+            # Envoy sets the message only when a flag is raised: most entries skip ListFields.
+            flags = c.response_flags.ListFields() if c.HasField("response_flags") else ()
+            if account is not None:
+                account(route, cluster, code, rx, tx, elapsed, flags)
+            route_esc = cache.get(route)
+            if route_esc is None:
+                route_esc = cache[route] = esc(route)
+            cluster_esc = cache.get(cluster)
+            if cluster_esc is None:
+                cluster_esc = cache[cluster] = esc(cluster)
             line = (
                 f'{{"time":"{clock.prefix}.{start.nanos // 1000:06d}Z"{mid}'
-                f'{esc(c.route_name)},"upstream_cluster":{esc(c.upstream_cluster)}'
-                ',"upstream_host":'
-                + (esc(f"{up_host}:{up.port_value}") if up_host else esc(up_addr.pipe.path))
-                + ',"downstream_remote":'
+                f'{route_esc},"upstream_cluster":{cluster_esc},"upstream_host":{up_esc}'
+                ',"downstream_remote":'
                 + (esc(f"{down_host}:{down.port_value}") if down_host else esc(down_addr.pipe.path))
-                + f',"duration_ms":{round((d.seconds + d.nanos * 1e-9) * 1000.0, 3)!r}'
+                + f',"duration_ms":{round(elapsed * 1000.0, 3)!r}'
             )
-            flags = c.response_flags.ListFields()
             if flags:
                 names = ",".join([esc(f.name) for f, v in flags if v is True])
                 line += f',"response_flags":[{names}]'
             failure = c.upstream_transport_failure_reason
             if failure:
                 line += ',"upstream_failure":' + esc(failure)
+            authority = req.authority
+            authority_esc = cache.get(authority)
+            if authority_esc is None:
+                authority_esc = cache[authority] = esc(authority)
+            agent = req.user_agent
+            agent_esc = cache.get(agent)
+            if agent_esc is None:
+                agent_esc = cache[agent] = esc(agent)
+            details = resp.response_code_details
+            details_esc = cache.get(details)
+            if details_esc is None:
+                details_esc = cache[details] = esc(details)
             line += (
                 f',"protocol":"{protocols.get(e.protocol_version, "")}"'
                 f',"method":"{methods.get(req.request_method, "")}"'
-                f',"authority":{esc(req.authority)},"path":{esc(req.path)}'
-                f',"response_code":{resp.response_code.value}'
-                f',"response_code_details":{esc(resp.response_code_details)}'
-                f',"bytes_received":{req.request_headers_bytes + req.request_body_bytes}'
-                f',"bytes_sent":{resp.response_headers_bytes + resp.response_body_bytes}'
-                f',"request_id":{esc(req.request_id)},"user_agent":{esc(req.user_agent)}'
+                f',"authority":{authority_esc},"path":{esc(req.path)}'
+                f',"response_code":{code},"response_code_details":{details_esc}'
+                f',"bytes_received":{rx},"bytes_sent":{tx}'
+                f',"request_id":{esc(req.request_id)},"user_agent":{agent_esc}'
             )
             h = req.request_headers
             if h:

@@ -12,6 +12,7 @@ from sink_helpers import async_wait, read_jsonl, send_als, sink_config
 from egobs.sink import Sink
 from egobs.sink._synthetic import http_message
 from egobs.sink.jsonl import JsonlWriter, encode_record
+from egobs.sink.metrics import SinkMetrics
 from egobs.sink.records import REDACTED, HeaderPolicy, HttpLines, Origin, http_records
 
 
@@ -141,6 +142,38 @@ def test_direct_lines_equal_encoded_records() -> None:
             _odd_entries(), origin
         )[0]
     )
+
+
+def test_one_pass_lines_and_metrics_equal_two_passes() -> None:
+    """The hot path (line and RED metrics read in one pass) changes neither output."""
+    origin = Origin("default/gw", "node", "egobs")
+    policy = HeaderPolicy(allowlist=None, redact=("authorization",))
+    entries = _odd_entries()
+    entries[2].response.response_code.value = 503
+    entries[3].response.response_code.value = 404
+    separate, combined = SinkMetrics(label_cap=2), SinkMetrics(label_cap=2)
+    separate.account_http(origin.gateway, entries)
+    expected, _ = HttpLines(policy).lines(entries, origin)
+    text, count = HttpLines(policy).lines(entries, origin, combined.http_account(origin.gateway))
+    assert (text, count) == (expected, len(entries))
+
+    def samples(m: SinkMetrics) -> list[tuple[str, list[tuple[str, str]], float]]:
+        return sorted(
+            (s.name, sorted(s.labels.items()), s.value)
+            for fam in m.registry.collect()
+            for s in fam.samples
+            if not s.name.endswith("_created")
+        )
+
+    got = samples(combined)
+    assert got == samples(separate)
+    # The flags, the code classes and the latency sum are all in there, not only counts.
+    names = {name for name, _, value in got if value}
+    assert {
+        "egobs_sink_response_flags_total",
+        "egobs_sink_requests_total",
+        "egobs_sink_request_duration_seconds_sum",
+    } <= names
 
 
 def test_write_lines_counts_and_rotates(tmp_path: Path) -> None:
