@@ -143,6 +143,7 @@ class SnapshotCache:
         content is still installed (its ``context`` is new) but streams push nothing.
         """
         old_packed = self._packed.get(node_cluster, {})
+        previous = self._snapshots.get(node_cluster)
         new_packed: dict[int, tuple[Message, Packed]] = {}
         resources: dict[str, Mapping[str, Packed]] = {}
         type_versions: dict[str, str] = {}
@@ -157,7 +158,14 @@ class SnapshotCache:
                 new_packed[key] = hit
                 entries[name] = hit[1]
             resources[type_url] = MappingProxyType(entries)
-            type_versions[type_url] = combined_version((n, p.version) for n, p in entries.items())
+            if previous is not None and _same_entries(previous.resources[type_url], entries):
+                # A change touches one or two types; the others (thousands of clusters and
+                # endpoints at scale) keep their version without sorting and hashing again.
+                type_versions[type_url] = previous.type_versions[type_url]
+            else:
+                type_versions[type_url] = combined_version(
+                    (n, p.version) for n, p in entries.items()
+                )
         snap = Snapshot(
             node_cluster=node_cluster,
             version=combined_version(type_versions.items()),
@@ -203,6 +211,14 @@ class SnapshotCache:
         event = self._changed.pop(node_cluster, None)
         if event is not None:
             event.set()
+
+
+def _same_entries(a: Mapping[str, Packed], b: Mapping[str, Packed]) -> bool:
+    """Whether two name -> packed maps hold the very same packed objects."""
+    if len(a) != len(b):
+        return False
+    get = a.get
+    return all(get(name) is packed for name, packed in b.items())
 
 
 def _pack(msg: Message, type_url: str, name: str) -> Packed:
