@@ -11,7 +11,7 @@ one :class:`ir.Cluster` value; hence the protocol of a cluster depends on the ba
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from egobs import ir
 from egobs.gatewayapi.index import Index
@@ -24,7 +24,7 @@ from egobs.gatewayapi.status import (
     R_UNSUPPORTED_PROTOCOL_ROUTE,
     Issue,
 )
-from egobs.resources import Backend, GRPCRoute, HTTPRoute, Resources, Service
+from egobs.resources import Backend, Resources, Service
 from egobs.resources.core import EndpointSlice, ServicePort
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -71,13 +71,15 @@ def _key(group: str, kind: str, namespace: str, name: str, port: int | None) -> 
     return None
 
 
-def _route_refs(routes: Iterable[HTTPRoute | GRPCRoute]) -> set[BackendKey]:
+def backend_keys(routes: Iterable[Any]) -> set[BackendKey]:
+    """The Services and Backends that routes of any kind refer to (mirrors included)."""
     keys: set[BackendKey] = set()
     for route in routes:
         ns = route.namespace
         for rule in route.spec.rules:
             refs: list[BackendRefLike] = list(rule.backend_refs)
-            refs.extend(f.request_mirror.backend_ref for f in rule.filters if f.request_mirror)
+            filters = getattr(rule, "filters", ())  # L4 rules have none
+            refs.extend(f.request_mirror.backend_ref for f in filters if f.request_mirror)
             for ref in refs:
                 key = _key(ref.group, ref.kind, ref.namespace or ns, ref.name, ref.port)
                 if key is not None:
@@ -91,7 +93,7 @@ class Backends:
     def __init__(self, index: Index, resources: Resources) -> None:
         self._index = index
         self._resources = resources
-        self._grpc_refs = _route_refs(resources.grpc_routes)
+        self._grpc_refs = backend_keys(resources.grpc_routes)
         self._l7_refs: set[BackendKey] | None = None
         self._cache: dict[tuple[str, str, str, str, str, str, int | None], Resolution] = {}
 
@@ -155,7 +157,7 @@ class Backends:
         # An L4 route sharing a backend with HTTP routes uses their cluster unchanged: TCP
         # proxying ignores HTTP protocol options, and the name must keep one meaning.
         if self._l7_refs is None:
-            self._l7_refs = _route_refs(
+            self._l7_refs = backend_keys(
                 [*self._resources.http_routes, *self._resources.grpc_routes]
             )
         if key in self._l7_refs:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from egobs import ir
-from egobs.gatewayapi.backends import GRPC_ROUTE, HTTP_ROUTE, Backends
+from egobs.gatewayapi.backends import GRPC_ROUTE, HTTP_ROUTE, Backends, backend_keys
 from egobs.gatewayapi.gateways import (
     ClassState,
     GatewayState,
@@ -135,20 +135,31 @@ class Translator:
         self._sorted: dict[int, list[tuple[tuple[Any, ...], ir.HTTPRoute]]] = {}
         self.compiled_last = 0  # routes compiled by the last run, for tests and metrics
         self.reused_last = 0  # routes whose outcome was reused by the last run
+        # The last run, kept for patching when only HTTPRoutes change (see _patch).
+        self._last: _LastRun | None = None
 
     def translate(self, resources: Resources, *, now: str | None = None) -> Result:
+        now = now or rfc3339_now()
+        same = True
         inputs = tuple(list(getattr(resources, attr)) for attr in _BACKEND_INPUTS)
         if not _same_objects(inputs, self._inputs):
             self._routes = {}
             self._by_id = {}
             self._inputs = inputs
+            same = False
         env_inputs = tuple(list(getattr(resources, attr)) for attr in _ENV_INPUTS)
         if not _same_objects(env_inputs, self._env_inputs):
             self._env = object()
             self._env_inputs = env_inputs
             self._sorted = {}
             self._index = None
-        run = _Translation(resources, self.controller_name, now or rfc3339_now(), self)
+            same = False
+        if same and self._last is not None:
+            patched = self._patch(resources, now, self._last)
+            if patched is not None:
+                return patched
+        self._last = None
+        run = _Translation(resources, self.controller_name, now, self)
         result = run.run()
         live = run.touched_routes
         if len(live) != len(self._routes):
@@ -157,7 +168,173 @@ class Translator:
         self._sorted = run.sorted_entries
         self.compiled_last = run.compiled
         self.reused_last = run.reused
+        if not run.duplicates:
+            l4 = _l4_lists(resources)
+            self._last = _LastRun(
+                run,
+                list(resources.http_routes),
+                l4,
+                backend_keys(route for routes in l4 for route in routes),
+                sum(1 for m in self._routes.values() if _attached(m)),
+            )
         return result
+
+    def _patch(self, resources: Resources, now: str, last: _LastRun) -> Result | None:
+        """The last run's result patched for changed HTTPRoutes; None when that won't do.
+
+        Only HTTPRoutes may differ from the last run (every other kind the very same
+        objects), and few of them. A removed route's attachments are taken out of its
+        listeners (entries by sort key, ``attachedRoutes``, its status), an added one is
+        translated against the kept Gateway state and its entries inserted in order, so a
+        change costs what the changed routes hold rather than what all routes hold. The
+        result equals a full run's (the tests compare them on every step of edit series).
+        """
+        old, new = last.http_routes, resources.http_routes
+        if len(old) == len(new):
+            pairs = [(a, b) for a, b in zip(old, new, strict=True) if a is not b]
+            removed = [a for a, _ in pairs]
+            added = [b for _, b in pairs]
+        else:
+            new_ids = {id(r) for r in new}
+            old_ids = {id(r) for r in old}
+            removed = [r for r in old if id(r) not in new_ids]
+            added = [r for r in new if id(r) not in old_ids]
+        if len(removed) + len(added) > _PATCH_LIMIT:
+            return None
+        if not _same_objects(_l4_lists(resources), last.l4):
+            return None
+        by_id, live = self._by_id, last.run.touched_routes
+        removed_keys = [by_id[id(r)].key for r in removed]
+        added_keys = [r.key for r in added]
+        freed = set(removed_keys)
+        if len(set(added_keys)) != len(added_keys) or any(
+            k in live and k not in freed for k in added_keys
+        ):
+            return None  # a duplicate key: the full run decides which object is served
+        if last.l4_keys and backend_keys([*removed, *added]) & last.l4_keys:
+            return None  # L4 clusters are named by whether HTTP routes share the backend
+        try:
+            return self._apply_patch(resources, now, last, removed, removed_keys, added)
+        except BaseException:
+            # Half-patched state must not leak into later runs: start afresh next time.
+            self._forget()
+            raise
+
+    def _apply_patch(
+        self,
+        resources: Resources,
+        now: str,
+        last: _LastRun,
+        removed: list[HTTPRoute],
+        removed_keys: list[StatusKey],
+        added: list[HTTPRoute],
+    ) -> Result:
+        run = last.run
+        run.resources = resources
+        run.index.resources = resources
+        run.conds = Conditions(now)
+        # The last Result holds the old dict; unchanged entries are shared, not copied.
+        statuses = run.statuses = dict(run.statuses)
+        run.compiled = run.reused = 0
+        listeners, touched = run.listeners, run.touched_routes
+        attached_live = last.attached_live
+        for route, key in zip(removed, removed_keys, strict=True):
+            m = self._by_id.pop(id(route))
+            if self._routes.get(key) is m:
+                del self._routes[key]
+            touched.discard(key)
+            statuses.pop(key, None)
+            if _attached(m):
+                attached_live -= 1
+                assert m.outcome is not None and m.outcome[0] is not None
+                for ordinal, entries in m.outcome[0]:
+                    ls = listeners[ordinal]
+                    ls.attached.discard(key)
+                    for entry in entries:
+                        _remove_sorted(ls.http_entries, entry)
+        fresh_attached = 0
+        for route in added:
+            key = route.key
+            touched.add(key)
+            m = self._routes[key] = _RouteMemo(route, key)
+            self._by_id[id(route)] = m
+            m.outcome = run._http_route(HTTP_ROUTE, route, m)
+            m.env = self._env
+            if _attached(m):
+                fresh_attached += 1
+                assert m.outcome[0] is not None
+                for ordinal, entries in m.outcome[0]:
+                    if entries:
+                        # _http_route appended them; they belong in sort order.
+                        ls = listeners[ordinal]
+                        del ls.http_entries[-len(entries) :]
+                        for entry in entries:
+                            bisect.insort(ls.http_entries, entry, key=_entry_key)
+        for name, state in run.classes.items():
+            statuses[("GatewayClass", "", name)] = class_status(state, run.conds)
+        result = run._result()
+        last.http_routes = list(resources.http_routes)
+        last.attached_live = attached_live + fresh_attached
+        self.compiled_last = run.compiled
+        self.reused_last = last.attached_live - fresh_attached
+        return result
+
+    def _forget(self) -> None:
+        self._last = None
+        self._routes = {}
+        self._by_id = {}
+        self._inputs = ()
+        self._env_inputs = ()
+        self._sorted = {}
+        self._index = None
+
+
+# More changed routes than this in one run: a full run (it patches the sort order too).
+_PATCH_LIMIT = 64
+
+
+class _LastRun:
+    """The state :meth:`Translator._patch` continues from."""
+
+    __slots__ = ("attached_live", "http_routes", "l4", "l4_keys", "run")
+
+    def __init__(
+        self,
+        run: _Translation,
+        http_routes: list[HTTPRoute],
+        l4: tuple[list[Any], ...],
+        l4_keys: set[tuple[str, ...]],
+        attached_live: int,
+    ) -> None:
+        self.run = run
+        self.http_routes = http_routes
+        self.l4 = l4
+        self.l4_keys = l4_keys
+        # Live routes with an outcome that names our Gateways: what reused_last counts.
+        self.attached_live = attached_live
+
+
+def _l4_lists(resources: Resources) -> tuple[list[Any], ...]:
+    return (list(resources.tcp_routes), list(resources.udp_routes), list(resources.tls_routes))
+
+
+def _attached(m: _RouteMemo) -> bool:
+    return m.outcome is not None and m.outcome[0] is not None
+
+
+def _remove_sorted(
+    entries: list[tuple[tuple[Any, ...], ir.HTTPRoute]],
+    entry: tuple[tuple[Any, ...], ir.HTTPRoute],
+) -> None:
+    # Sort keys are unique per entry, so bisecting on the key finds it.
+    i = bisect.bisect_left(entries, entry[0], key=_entry_key)
+    if i < len(entries) and entries[i] is entry:
+        del entries[i]
+        return
+    for j, e in enumerate(entries):  # not where its key says: still remove that very entry
+        if e is entry:
+            del entries[j]
+            return
 
 
 def _same_objects(a: tuple[list[Any], ...], b: tuple[list[Any], ...]) -> bool:
