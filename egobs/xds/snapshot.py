@@ -30,7 +30,7 @@ from typing import NamedTuple
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from egobs.xds.resources import TYPE_URLS, ResourceSet
+from egobs.xds.resources import TYPE_URLS, ResourceSet, content_version
 
 __all__ = [
     "Packed",
@@ -128,9 +128,11 @@ class SnapshotCache:
 
     def __init__(self) -> None:
         self._snapshots: dict[str, Snapshot] = {}
-        # Per key: id(message) -> (message, packed). Holding the message keeps its id from
-        # being reused by another object while the entry exists.
-        self._packed: dict[str, dict[int, tuple[Message, Packed]]] = {}
+        # Per key and type: the messages as given (name -> message) and, by id of message,
+        # the message with its packed form. Holding the message keeps its id from being
+        # reused by another object while the entry exists.
+        self._given: dict[str, dict[str, dict[str, Message]]] = {}
+        self._packed: dict[str, dict[str, dict[int, tuple[Message, Packed]]]] = {}
         self._changed: dict[str, asyncio.Event] = {}
 
     def set_snapshot(
@@ -139,33 +141,42 @@ class SnapshotCache:
         """Install ``rs`` as the snapshot for ``node_cluster`` and wake its watchers.
 
         Messages that were in the previous snapshot of this key (the same objects) keep
-        their packed form; only new objects are serialized. A snapshot with the same
-        content is still installed (its ``context`` is new) but streams push nothing.
+        their packed form; only new objects are serialized. A type whose messages are all
+        the very same objects as last time keeps its packed map and version outright. A
+        snapshot with the same content is still installed (its ``context`` is new) but
+        streams push nothing.
         """
-        old_packed = self._packed.get(node_cluster, {})
         previous = self._snapshots.get(node_cluster)
-        new_packed: dict[int, tuple[Message, Packed]] = {}
+        old_given = self._given.get(node_cluster, {})
+        old_packed = self._packed.get(node_cluster, {})
+        new_given: dict[str, dict[str, Message]] = {}
+        new_packed: dict[str, dict[int, tuple[Message, Packed]]] = {}
         resources: dict[str, Mapping[str, Packed]] = {}
         type_versions: dict[str, str] = {}
-        by_type = rs.by_type()
-        for type_url in TYPE_URLS:
+        for type_url, msgs in rs.by_type().items():
+            given = old_given.get(type_url)
+            if previous is not None and given is not None and _same_messages(given, msgs):
+                # A change touches one or two types; the others (thousands of clusters and
+                # endpoints at scale) are neither looked up one by one nor hashed again.
+                new_given[type_url] = given
+                new_packed[type_url] = old_packed[type_url]
+                resources[type_url] = previous.resources[type_url]
+                type_versions[type_url] = previous.type_versions[type_url]
+                continue
+            last = old_packed.get(type_url, {})
+            packed: dict[int, tuple[Message, Packed]] = {}
             entries: dict[str, Packed] = {}
-            for name, msg in by_type.get(type_url, {}).items():
+            for name, msg in msgs.items():
                 key = id(msg)
-                hit = old_packed.get(key) or new_packed.get(key)
+                hit = last.get(key) or packed.get(key)
                 if hit is None or hit[0] is not msg:
                     hit = (msg, _pack(msg, type_url, name))
-                new_packed[key] = hit
+                packed[key] = hit
                 entries[name] = hit[1]
+            new_given[type_url] = msgs
+            new_packed[type_url] = packed
             resources[type_url] = MappingProxyType(entries)
-            if previous is not None and _same_entries(previous.resources[type_url], entries):
-                # A change touches one or two types; the others (thousands of clusters and
-                # endpoints at scale) keep their version without sorting and hashing again.
-                type_versions[type_url] = previous.type_versions[type_url]
-            else:
-                type_versions[type_url] = combined_version(
-                    (n, p.version) for n, p in entries.items()
-                )
+            type_versions[type_url] = combined_version((n, p.version) for n, p in entries.items())
         snap = Snapshot(
             node_cluster=node_cluster,
             version=combined_version(type_versions.items()),
@@ -175,6 +186,7 @@ class SnapshotCache:
             created_at=time.time(),
         )
         self._snapshots[node_cluster] = snap
+        self._given[node_cluster] = new_given
         self._packed[node_cluster] = new_packed
         self._notify(node_cluster)
         return snap
@@ -186,6 +198,7 @@ class SnapshotCache:
         """Forget a Gateway. Connected proxies keep what they have (nothing is pushed) and
         are served again when a snapshot for the key reappears."""
         self._packed.pop(node_cluster, None)
+        self._given.pop(node_cluster, None)
         if self._snapshots.pop(node_cluster, None) is not None:
             self._notify(node_cluster)
 
@@ -213,12 +226,12 @@ class SnapshotCache:
             event.set()
 
 
-def _same_entries(a: Mapping[str, Packed], b: Mapping[str, Packed]) -> bool:
-    """Whether two name -> packed maps hold the very same packed objects."""
+def _same_messages(a: Mapping[str, Message], b: Mapping[str, Message]) -> bool:
+    """Whether two name -> message maps hold the very same message objects."""
     if len(a) != len(b):
         return False
     get = a.get
-    return all(get(name) is packed for name, packed in b.items())
+    return all(get(name) is msg for name, msg in b.items())
 
 
 def _pack(msg: Message, type_url: str, name: str) -> Packed:
@@ -227,4 +240,4 @@ def _pack(msg: Message, type_url: str, name: str) -> Packed:
     resource.Pack(msg, deterministic=True)
     if resource.type_url != type_url:
         raise TypeError(f"resource {name!r}: {resource.type_url} given where {type_url} belongs")
-    return Packed(hashlib.blake2b(resource.value, digest_size=8).hexdigest(), resource)
+    return Packed(content_version(resource.value), resource)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from xds_server_helpers import cluster, endpoints, listener, resource_set, route_config, run
@@ -87,6 +88,25 @@ def test_unchanged_message_objects_are_not_packed_again() -> None:
     assert s3.version == s2.version
 
 
+def test_a_type_is_carried_over_only_when_every_message_is_the_same_object() -> None:
+    cache = SnapshotCache()
+    rs1 = base()
+    s1 = cache.set_snapshot(GW, rs1)
+    # Same names, same count, one different object with other content: not carried over.
+    clusters = dict(rs1.clusters)
+    other = cluster("b")
+    other.connect_timeout.seconds = 7
+    clusters["b"] = other
+    s2 = cache.set_snapshot(GW, dataclasses.replace(rs1, clusters=clusters))
+    assert s2.resources[CLUSTER_TYPE]["a"] is s1.resources[CLUSTER_TYPE]["a"]
+    assert s2.resources[CLUSTER_TYPE]["b"].version != s1.resources[CLUSTER_TYPE]["b"].version
+    assert s2.type_versions[CLUSTER_TYPE] != s1.type_versions[CLUSTER_TYPE]
+    assert s2.resources[ENDPOINT_TYPE] is s1.resources[ENDPOINT_TYPE]
+    # Back to the first objects: the first versions again.
+    s3 = cache.set_snapshot(GW, rs1)
+    assert dict(s3.type_versions) == dict(s1.type_versions)
+
+
 def test_pack_cache_is_per_key_and_forgets_old_messages() -> None:
     cache = SnapshotCache()
     rs = base()
@@ -94,9 +114,10 @@ def test_pack_cache_is_per_key_and_forgets_old_messages() -> None:
     b = cache.set_snapshot("ns/b", rs)
     assert a.resources[CLUSTER_TYPE]["a"].version == b.resources[CLUSTER_TYPE]["a"].version
     cache.set_snapshot("ns/a", ResourceSet())
-    assert cache._packed["ns/a"] == {}
+    assert all(packed == {} for packed in cache._packed["ns/a"].values())
     cache.delete("ns/a")
     assert cache.get("ns/a") is None and "ns/a" not in cache._packed
+    assert "ns/a" not in cache._given
     assert set(cache.snapshots()) == {"ns/b"}
 
 
