@@ -256,7 +256,7 @@ class ControlPlane:
                             }
                         )
                 tel.record_translation("gatewayapi", time.perf_counter() - t0)
-                tel.record_statuses(result.statuses)
+                tel.record_statuses(result.statuses, changed=result.changed)
                 # Each translation returns a new dict and nothing here mutates it (statuses
                 # with rejections merged in are copies): no need to copy 10,000 entries.
                 self.statuses = result.statuses

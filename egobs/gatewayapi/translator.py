@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from egobs import ir
@@ -45,6 +45,9 @@ class Result:
     gateways: dict[str, ir.Gateway]
     proxies: dict[str, ir.Proxy]
     statuses: dict[StatusKey, dict[str, Any]]
+    # The keys whose status may differ from the previous result of the same Translator
+    # (every other status is the very same object), or None when that is not known.
+    changed: frozenset[StatusKey] | None = field(default=None, compare=False)
 
 
 def translate(
@@ -273,6 +276,10 @@ class Translator:
         for name, state in run.classes.items():
             statuses[("GatewayClass", "", name)] = class_status(state, run.conds)
         result = run._result()
+        changed = {*removed_keys, *(r.key for r in added)}
+        changed.update(("GatewayClass", "", name) for name in run.classes)
+        changed.update(("Gateway", ns, name) for ns, name in run.gateways)
+        result = dataclasses.replace(result, changed=frozenset(changed))
         last.http_routes = list(resources.http_routes)
         last.attached_live = attached_live + fresh_attached
         self.compiled_last = run.compiled

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import platform
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -64,6 +64,7 @@ class Telemetry:
         # object for a route whose inputs did not change, so only new objects are read:
         # classifying 10,000 routes per run cost ~10 ms for a one-route change.
         self._route_states: dict[tuple[str, str, str], tuple[object, str, str | None]] = {}
+        self._statuses_seen = False  # record_statuses has seen a whole set once
         self._route_counts: Counter[tuple[str, str]] = Counter()
         self._route_rejected: Counter[tuple[str, str]] = Counter()
 
@@ -179,11 +180,18 @@ class Telemetry:
         if error is not None:
             m.TRANSLATION_ERRORS.labels(translator, "-", type(error).__name__).inc()
 
-    def record_statuses(self, statuses: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
+    def record_statuses(
+        self,
+        statuses: Mapping[tuple[str, str, str], Mapping[str, Any]],
+        *,
+        changed: Collection[tuple[str, str, str]] | None = None,
+    ) -> None:
         """Routes and listeners by state, and the objects the translator rejected.
 
         Status mappings are taken as immutable: a route status that is the same object as
-        at the last call is not read again (its classification is remembered).
+        at the last call is not read again (its classification is remembered). ``changed``
+        (the keys whose status may differ from the last call's, every GatewayClass and
+        Gateway among them) limits the work to those keys.
         """
         if not self.metrics:
             return
@@ -191,12 +199,19 @@ class Telemetry:
         counts, route_rejected = self._route_counts, self._route_rejected
         listeners: Counter[tuple[str, str, str]] = Counter()
         rejected: Counter[tuple[str, str]] = Counter()
+        incremental = changed is not None and self._statuses_seen
+        keys = changed if incremental and changed is not None else statuses.keys()
         routes_seen = 0
-        for key, status in statuses.items():
+        for key in keys:
+            status = statuses.get(key)
             kind = key[0]
             if kind in _ROUTE_KIND_SET:
-                routes_seen += 1
                 old = states.get(key)
+                if status is None:  # a route that is gone (only named by ``changed``)
+                    if old is not None:
+                        _uncount_route(kind, states.pop(key), counts, route_rejected)
+                    continue
+                routes_seen += 1
                 if old is not None and old[0] is status:
                     continue
                 if old is not None:
@@ -206,6 +221,8 @@ class Telemetry:
                 counts[(kind, new[1])] += 1
                 if new[2]:
                     route_rejected[(kind, new[2])] += 1
+            elif status is None:
+                continue
             elif kind == "Gateway":
                 gw = f"{key[1]}/{key[2]}"
                 for lis in status.get("listeners", ()):
@@ -220,9 +237,10 @@ class Telemetry:
                 reason = _false_reason(status.get("conditions", ()))
                 if reason:
                     rejected[(kind, reason)] += 1
-        if routes_seen != len(states):  # routes that are gone
+        if not incremental and routes_seen != len(states):  # routes that are gone
             for key in [k for k in states if k not in statuses]:
                 _uncount_route(key[0], states.pop(key), counts, route_rejected)
+        self._statuses_seen = True
         for kind in _ROUTE_KINDS:
             for acc in ("true", "false"):
                 m.ROUTES.labels(kind, acc).set(counts.get((kind, acc), 0))

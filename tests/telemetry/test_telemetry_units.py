@@ -204,3 +204,45 @@ def test_telemetry_config_section() -> None:
     )
     assert tracing is not None
     tracing.shutdown()
+
+
+def _route_and_listener_gauges() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in m.REGISTRY.collect()
+        if fam.name in ("egobs_routes", "egobs_listeners")
+        for s in fam.samples
+    }
+
+
+def test_status_metrics_from_changed_keys_equal_a_full_pass() -> None:
+    """A patched translation names the statuses it touched; counting only those gives the
+    same route and listener gauges as reading every status."""
+    from pathlib import Path
+
+    from egobs import gatewayapi
+    from egobs.resources import HTTPRoute, Resources, load_paths
+
+    case = Path(__file__).parents[1] / "gatewayapi/testdata/http_match_precedence.in.yaml"
+    objs = list(load_paths([case]))
+    routes = [i for i, o in enumerate(objs) if isinstance(o, HTTPRoute)]
+    translator = gatewayapi.Translator()
+    incremental = Telemetry()
+    patched = 0
+    for step in range(8):
+        i = routes[step % len(routes)]
+        route = objs[i].model_copy(deep=True)
+        assert isinstance(route, HTTPRoute)
+        if step % 2:
+            # Names a Gateway that does not exist: the route loses its status entirely.
+            route.spec.parent_refs = [route.spec.parent_refs[0].model_copy(update={"name": "nope"})]
+        else:
+            route.spec.hostnames = [f"h{step}.example.com"]
+        objs[i] = route
+        result = translator.translate(Resources.of(objs), now="2026-01-01T00:00:00Z")
+        patched += result.changed is not None
+        incremental.record_statuses(result.statuses, changed=result.changed)
+        got = _route_and_listener_gauges()
+        Telemetry().record_statuses(result.statuses)
+        assert got == _route_and_listener_gauges(), step
+    assert patched >= 6
