@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import socket
 import statistics
 import sys
@@ -153,6 +154,47 @@ async def _poll(cond: Any, timeout: float, what: str) -> Any:
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+def _envoy_children() -> list[int]:
+    me = str(os.getpid())
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, rest = text.split(") ", 1)
+        if comm.endswith("(envoy") and rest.split()[1] == me:
+            out.append(int(stat.parent.name))
+    return out
+
+
+async def _settle(*, timeout: float) -> float:
+    """Wait until Envoy has finished applying the initial configuration (its CPU time stops
+    growing: at most one tick per 200 ms twice in a row), so that the first measured change
+    does not share the CPU with the tail of the initial load. Returns the seconds waited."""
+    start = time.monotonic()
+    pids = _envoy_children()
+    quiet = 0
+    last = _cpu_ticks(pids)
+    while quiet < 2 and time.monotonic() - start < timeout:
+        await asyncio.sleep(0.2)
+        now = _cpu_ticks(pids)
+        quiet = quiet + 1 if now - last <= 1 else 0
+        last = now
+    return time.monotonic() - start
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -199,6 +241,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"initial: loaded, translated and ACKed by Envoy in "
                 f"{time.perf_counter() - t0:.1f} s ({counter.resources} resources pushed)"
             )
+            quiet = await _settle(timeout=10.0)
+            print(f"settled: Envoy idle after {quiet:.1f} s")
             await asyncio.sleep(args.pause)
             return await _changes(cp, counter, changed, args)
         finally:
