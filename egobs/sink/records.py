@@ -236,19 +236,19 @@ class HttpLines:
             cluster_esc = cache.get(cluster)
             if cluster_esc is None:
                 cluster_esc = cache[cluster] = esc(cluster)
-            line = (
-                f'{{"time":"{clock.prefix}.{start.nanos // 1000:06d}Z"{mid}'
-                f'{route_esc},"upstream_cluster":{cluster_esc},"upstream_host":{up_esc}'
-                ',"downstream_remote":'
-                + (esc(f"{down_host}:{down.port_value}") if down_host else esc(down_addr.pipe.path))
-                + f',"duration_ms":{round(elapsed * 1000.0, 3)!r}'
-            )
+            down_key = (down_host, down.port_value) if down_host else down_addr.pipe.path
+            down_esc = cache.get(down_key)
+            if down_esc is None:
+                down_esc = cache[down_key] = esc(
+                    f"{down_host}:{down.port_value}" if down_host else down_addr.pipe.path
+                )
             if flags:
                 names = ",".join([esc(f.name) for f, v in flags if v is True])
-                line += f',"response_flags":[{names}]'
+                flags_part = f',"response_flags":[{names}]'
+            else:
+                flags_part = ""
             failure = c.upstream_transport_failure_reason
-            if failure:
-                line += ',"upstream_failure":' + esc(failure)
+            failure_part = ',"upstream_failure":' + esc(failure) if failure else ""
             authority = req.authority
             authority_esc = cache.get(authority)
             if authority_esc is None:
@@ -261,21 +261,25 @@ class HttpLines:
             details_esc = cache.get(details)
             if details_esc is None:
                 details_esc = cache[details] = esc(details)
-            line += (
+            h = req.request_headers
+            req_part = ',"request_headers":' + headers(h) if h else ""
+            h = resp.response_headers
+            resp_part = ',"response_headers":' + headers(h) if h else ""
+            # One string built once: appending piece by piece copies the line each time.
+            line = (
+                f'{{"time":"{clock.prefix}.{start.nanos // 1000:06d}Z"{mid}'
+                f'{route_esc},"upstream_cluster":{cluster_esc},"upstream_host":{up_esc}'
+                f',"downstream_remote":{down_esc}'
+                f',"duration_ms":{round(elapsed * 1000.0, 3)!r}{flags_part}{failure_part}'
                 f',"protocol":"{protocols.get(e.protocol_version, "")}"'
                 f',"method":"{methods.get(req.request_method, "")}"'
                 f',"authority":{authority_esc},"path":{esc(req.path)}'
                 f',"response_code":{code},"response_code_details":{details_esc}'
                 f',"bytes_received":{rx},"bytes_sent":{tx}'
                 f',"request_id":{esc(req.request_id)},"user_agent":{agent_esc}'
+                f"{req_part}{resp_part}}}\n"
             )
-            h = req.request_headers
-            if h:
-                line += ',"request_headers":' + headers(h)
-            h = resp.response_headers
-            if h:
-                line += ',"response_headers":' + headers(h)
-            out.append(line + "}\n")
+            out.append(line)
         return "".join(out), len(out)
 
 
