@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,3 +75,23 @@ def wait_until(
     raise AssertionError(
         f"timed out waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else "")
     )
+
+
+def envoy_validate(envoy: str, config: Path) -> str | None:
+    """Run ``envoy --mode validate`` on ``config``; None if Envoy accepts it cleanly, else why.
+
+    Deprecated fields fail too: egobs starts Envoy with ``--ignore-unknown-dynamic-fields``
+    (egobs.infra.host.ENVOY_FLAGS), which silences Envoy's own checks of dynamic updates, so
+    these validations of the same messages are where such a field would show.
+    """
+    proc = subprocess.run(
+        [envoy, "--mode", "validate", "-c", str(config), "--disable-hot-restart", "-l", "warning"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        return output[-4000:]
+    deprecated = [line for line in output.splitlines() if "eprecated" in line]
+    return "\n".join(deprecated)[-4000:] or None

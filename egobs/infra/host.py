@@ -14,7 +14,8 @@ kernel picks the port when Envoy binds it, so there is no window in which anothe
 can take a port chosen in advance. The port therefore changes when the Envoy restarts;
 read it from :meth:`HostInfra.status`.
 
-Envoys that exit on their own are restarted with exponential backoff. Every process is
+Every Envoy also gets :data:`ENVOY_FLAGS`. Envoys that exit on their own are restarted with
+exponential backoff. Every process is
 tracked until reaped, and on Linux also dies with the thread that forked it
 (``PR_SET_PDEATHSIG``), so egobs being killed does not leave Envoys behind.
 
@@ -50,6 +51,7 @@ from egobs import ir
 from egobs.infra.bootstrap import bootstrap
 
 __all__ = [
+    "ENVOY_FLAGS",
     "ExternalInfra",
     "HostInfra",
     "Infra",
@@ -59,6 +61,18 @@ __all__ = [
     "ProxyStatus",
     "find_envoy",
 ]
+
+
+ENVOY_FLAGS: tuple[str, ...] = ("--ignore-unknown-dynamic-fields",)
+"""Flags every Envoy egobs starts gets (the compose stack's Envoy command line too).
+
+``--ignore-unknown-dynamic-fields``: by default Envoy walks every field of every xDS update
+looking for unknown and deprecated fields, only to warn about them. egobs builds its updates
+from typed messages and its tests hold every translation to ``envoy --mode validate``
+(static fields: unknown ones are rejected, deprecated ones reported), so the walk finds
+nothing and costs about a third of applying a large update: bench/converge.py, 10,000
+routes, Envoy's time to ACK a one-route change ~82 -> ~57 ms.
+"""
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +384,7 @@ class HostInfra:
             "-c",
             str(bootstrap_path),
             "--disable-hot-restart",
+            *ENVOY_FLAGS,
             "--log-level",
             self._log_level,
             "--admin-address-path",

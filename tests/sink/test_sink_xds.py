@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from sink_helpers import gateway_ir
+from testkit import envoy_validate
 
 from egobs import ir
 from egobs.xds.dump import static_bootstrap
@@ -65,10 +65,5 @@ def test_gateway_with_sink_validates_in_envoy(envoy_bin: str, tmp_path: Path) ->
     bootstrap = static_bootstrap(translate(_gateway(SINK)), node_cluster="default/gw")
     config = tmp_path / "bootstrap.json"
     config.write_text(json.dumps(bootstrap))
-    result = subprocess.run(
-        [envoy_bin, "--mode", "validate", "-c", str(config), "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    problem = envoy_validate(envoy_bin, config)
+    assert problem is None, problem

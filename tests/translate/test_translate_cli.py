@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from testkit import envoy_validate
 
 from egobs import gatewayapi
 from egobs.cli import EXIT_LOAD_ERROR, dump_yaml, main
@@ -114,14 +114,9 @@ def test_every_golden_xds_is_accepted_by_envoy(envoy_bin: str, tmp_path: Path) -
         for name, rs in _xds_for(case).items():
             cfg = tmp_path / f"{case.name}-{name.replace('/', '_')}.json"
             cfg.write_text(json.dumps(static_bootstrap(rs)))  # type: ignore[arg-type]
-            proc = subprocess.run(
-                [envoy_bin, "--mode", "validate", "-c", str(cfg), "--log-level", "error"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            problem = envoy_validate(envoy_bin, cfg)
             checked += 1
-            if proc.returncode != 0:
-                failures.append(f"{case.name} {name}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            if problem is not None:
+                failures.append(f"{case.name} {name}: {problem}")
     assert not failures, "\n".join(failures)
     assert checked >= 1
