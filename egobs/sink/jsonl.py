@@ -1,7 +1,8 @@
 """JSON lines output with size- and age-based rotation and a retention count.
 
 A rotated file is renamed to ``<path>.<UTC timestamp>-<n>`` (names sort by age), then all
-but the newest ``backups`` rotated files are deleted. Writes go through one buffered file
+but the newest ``backups`` rotated files are deleted. A file past its age is rotated by the
+next write, or by :meth:`JsonlWriter.rotate_if_due` (the sink calls it while idle). Writes go through one buffered file
 and are flushed once per batch, so a reader sees whole lines and a batch costs one syscall.
 """
 
@@ -74,6 +75,21 @@ class JsonlWriter:
         f.flush()
         self._size += len(data)
         return count
+
+    def seconds_until_due(self) -> float | None:
+        """Seconds until the open file reaches its maximum age; None if that cannot happen
+        (no age limit, stdout, or nothing written since the last rotation)."""
+        if self._stdout or self._max_age_s is None or self._file is None or not self._size:
+            return None
+        return max(0.0, self._opened + self._max_age_s - time.monotonic())
+
+    def rotate_if_due(self) -> bool:
+        """Rotate a file past its maximum age now, without waiting for the next write."""
+        due = self.seconds_until_due()
+        if due is None or due > 0:
+            return False
+        self._rotate()
+        return True
 
     def _due(self, incoming: int) -> bool:
         if self._size and self._size + incoming > self._max_bytes:

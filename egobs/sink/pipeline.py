@@ -168,7 +168,7 @@ class Pipeline:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                await self._idle()
                 continue
             batch = []
             n = cost = 0
@@ -188,6 +188,21 @@ class Pipeline:
                 self._bytes -= cost
                 self._space.set()
             await asyncio.sleep(0)
+
+    async def _idle(self) -> None:
+        """Wait for entries; meanwhile a JSON lines file past its age is rotated on time
+        rather than at the next write, which may come much later on a quiet gateway."""
+        due = self._jsonl.seconds_until_due() if self._jsonl is not None else None
+        if due is None:
+            await self._wakeup.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), due)
+        if self._jsonl is not None and not self._items:
+            try:
+                self._jsonl.rotate_if_due()
+            except OSError as exc:
+                log.error("rotating JSON lines failed: %s", exc)
 
     def _process(self, batch: list[tuple[int, Origin, Any, int, int]]) -> None:
         # Records (dicts) are only needed by the forwarder; without it, HTTP entries go

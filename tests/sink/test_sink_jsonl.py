@@ -49,6 +49,30 @@ def test_age_rotation(tmp_path: Path) -> None:
     assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [3]
 
 
+def test_idle_sink_rotates_on_time(tmp_path: Path) -> None:
+    """A file past its age is rotated while no entries arrive, not at the next write."""
+
+    async def main() -> None:
+        path = tmp_path / "access.jsonl"
+        sink = Sink(sink_config(tmp_path, jsonl={"path": str(path), "maxAgeS": 0.3}))
+        await sink.start()
+        try:
+            await send_als(sink.grpc_port, [http_message(3).SerializeToString()])
+            await async_wait(lambda: len(read_jsonl(path)) == 3, what="3 lines")
+            assert not list(tmp_path.glob("access.jsonl.*"))
+            rotated = await async_wait(
+                lambda: list(tmp_path.glob("access.jsonl.*")), timeout=5, what="a rotation"
+            )
+            assert len(rotated) == 1 and len(rotated[0].read_text().splitlines()) == 3
+            # Nothing more written: no empty files are rotated after it.
+            await asyncio.sleep(0.5)
+            assert len(list(tmp_path.glob("access.jsonl.*"))) == 1
+        finally:
+            await sink.stop()
+
+    asyncio.run(main())
+
+
 def test_redaction_and_allowlist() -> None:
     policy = HeaderPolicy(allowlist=None, redact=("authorization", "Cookie"))
     assert policy.apply({"Authorization": "Bearer x", "cookie": "a=b", "accept": "*/*"}) == {
