@@ -192,21 +192,19 @@ class Translator:
         change costs what the changed routes hold rather than what all routes hold. The
         result equals a full run's (the tests compare them on every step of edit series).
         """
-        old, new = last.http_routes, resources.http_routes
-        if len(old) == len(new):
-            pairs = [(a, b) for a, b in zip(old, new, strict=True) if a is not b]
-            removed = [a for a, _ in pairs]
-            added = [b for _, b in pairs]
-        else:
-            new_ids = {id(r) for r in new}
-            old_ids = {id(r) for r in old}
-            removed = [r for r in old if id(r) not in new_ids]
-            added = [r for r in new if id(r) not in old_ids]
+        if not last.run.gateways:
+            return None  # routes are not looked at without a Gateway of ours: nothing to patch
+        diff = _route_diff(last.http_routes, last.http_ids, resources.http_routes)
+        if diff is None:
+            return None
+        removed, added = diff
         if len(removed) + len(added) > _PATCH_LIMIT:
             return None
         if not _same_objects(_l4_lists(resources), last.l4):
             return None
         by_id, live = self._by_id, last.run.touched_routes
+        if any(id(r) not in by_id for r in removed):
+            return None  # not translated last time (e.g. it named no Gateway of ours)
         removed_keys = [by_id[id(r)].key for r in removed]
         added_keys = [r.key for r in added]
         freed = set(removed_keys)
@@ -235,6 +233,11 @@ class Translator:
         run = last.run
         run.resources = resources
         run.index.resources = resources
+        # Fresh per-run lookup caches, as a full run has: kept, they would collect every
+        # backend and namespace any patched route ever named.
+        run.backends = Backends(run.index, resources)
+        for ls in run.listeners:
+            ls._ns_allowed.clear()
         run.conds = Conditions(now)
         # The last Result holds the old dict; unchanged entries are shared, not copied.
         statuses = run.statuses = dict(run.statuses)
@@ -281,6 +284,8 @@ class Translator:
         changed.update(("Gateway", ns, name) for ns, name in run.gateways)
         result = dataclasses.replace(result, changed=frozenset(changed))
         last.http_routes = list(resources.http_routes)
+        last.http_ids.difference_update(map(id, removed))
+        last.http_ids.update(map(id, added))
         last.attached_live = attached_live + fresh_attached
         self.compiled_last = run.compiled
         self.reused_last = last.attached_live - fresh_attached
@@ -303,7 +308,7 @@ _PATCH_LIMIT = 64
 class _LastRun:
     """The state :meth:`Translator._patch` continues from."""
 
-    __slots__ = ("attached_live", "http_routes", "l4", "l4_keys", "run")
+    __slots__ = ("attached_live", "http_ids", "http_routes", "l4", "l4_keys", "run")
 
     def __init__(
         self,
@@ -315,10 +320,32 @@ class _LastRun:
     ) -> None:
         self.run = run
         self.http_routes = http_routes
+        self.http_ids = {id(r) for r in http_routes}  # the objects are held by http_routes
         self.l4 = l4
         self.l4_keys = l4_keys
         # Live routes with an outcome that names our Gateways: what reused_last counts.
         self.attached_live = attached_live
+
+
+def _route_diff(
+    old: list[HTTPRoute], old_ids: set[int], new: list[HTTPRoute]
+) -> tuple[list[HTTPRoute], list[HTTPRoute]] | None:
+    """The route objects gone from ``old`` and new in ``new`` (by identity; a route that only
+    moved is neither), or None when ``new`` holds one object twice."""
+    if len(old) == len(new):
+        # The usual edit replaces objects in place: compare position by position, then look
+        # at the differing positions only.
+        was = [a for a, b in zip(old, new, strict=True) if a is not b]
+        now = [b for a, b in zip(old, new, strict=True) if a is not b]
+        was_ids = {id(r) for r in was}
+        now_ids = {id(r) for r in now}
+        if len(now_ids) != len(now) or any(i in old_ids and i not in was_ids for i in now_ids):
+            return None  # also at a position that did not change: listed twice
+        return [r for r in was if id(r) not in now_ids], [r for r in now if id(r) not in was_ids]
+    new_ids = {id(r) for r in new}
+    if len(new_ids) != len(new):
+        return None
+    return [r for r in old if id(r) not in new_ids], [r for r in new if id(r) not in old_ids]
 
 
 def _l4_lists(resources: Resources) -> tuple[list[Any], ...]:
