@@ -34,11 +34,11 @@ __all__ = ["Pipeline", "batch_cost"]
 log = logging.getLogger(__name__)
 
 _HTTP, _TCP, _RECORDS = 0, 1, 2
-# Entries processed before the worker yields to the event loop. Small next to one message
-# (Envoy sends ~900 entries per 256 KiB batch), so that under a backlog the streams read
-# faster than the worker drains and the backlog waits in this bounded queue, not in gRPC's
-# window and Envoy's buffer, where Envoy would drop it (with 512, the two kept pace and the
-# queue sat nearly empty while Envoy dropped).
+# Entries processed before the worker yields to the event loop; a larger batch is processed
+# a slice at a time. Small next to one message (Envoy sends ~900 entries per 256 KiB batch):
+# the streams, /metrics and shutdown are never held up for long, and under a backlog the
+# streams read faster than the worker drains, so the backlog waits in this bounded queue
+# rather than in gRPC's window and Envoy's buffer, where Envoy would drop it.
 _SLICE = 128
 # Resident bytes of a decoded entry beyond its wire bytes (upb message structure, arena
 # blocks), measured: 100 plain HTTP entries, 17 KiB on the wire, hold 99 KiB decoded. Short
@@ -79,6 +79,7 @@ class Pipeline:
         self._headers = headers or HeaderPolicy(allowlist=None, redact=())
         self._http_lines = HttpLines(self._headers)
         self._items: deque[tuple[int, Origin, Any, int, int]] = deque()
+        self._head_done = 0  # entries of the head batch already processed
         self._depth = 0
         self._bytes = 0
         self._wakeup = asyncio.Event()
@@ -157,6 +158,7 @@ class Pipeline:
         if self._depth:
             self._metrics.dropped.labels("shutdown").inc(self._depth)
             self._items.clear()
+            self._head_done = 0
             self._depth = 0
             self._bytes = 0
         if self._jsonl is not None:
@@ -170,13 +172,7 @@ class Pipeline:
                 self._wakeup.clear()
                 await self._idle()
                 continue
-            batch = []
-            n = cost = 0
-            while self._items and n < _SLICE:
-                item = self._items.popleft()
-                batch.append(item)
-                n += item[3]
-                cost += item[4]
+            batch, n, cost = self._slice()
             try:
                 self._process(batch)
             except Exception:
@@ -188,6 +184,31 @@ class Pipeline:
                 self._bytes -= cost
                 self._space.set()
             await asyncio.sleep(0)
+
+    def _slice(self) -> tuple[list[tuple[int, Origin, Any]], int, int]:
+        """Up to ``_SLICE`` entries from the head of the queue, splitting a large batch.
+
+        Returns the parts, their entry count, and the queue cost of the batches finished.
+        """
+        parts: list[tuple[int, Origin, Any]] = []
+        n = cost = 0
+        items = self._items
+        while items and n < _SLICE:
+            kind, origin, payload, count, item_cost = items[0]
+            start = self._head_done
+            take = min(count - start, _SLICE - n)
+            if start == 0 and take == count:
+                parts.append((kind, origin, payload))
+            else:
+                parts.append((kind, origin, payload[start : start + take]))
+            n += take
+            if start + take == count:
+                items.popleft()
+                self._head_done = 0
+                cost += item_cost
+            else:
+                self._head_done = start + take
+        return parts, n, cost
 
     async def _idle(self) -> None:
         """Wait for entries; meanwhile a JSON lines file past its age is rotated on time
@@ -204,7 +225,7 @@ class Pipeline:
             except OSError as exc:
                 log.error("rotating JSON lines failed: %s", exc)
 
-    def _process(self, batch: list[tuple[int, Origin, Any, int, int]]) -> None:
+    def _process(self, batch: list[tuple[int, Origin, Any]]) -> None:
         # Records (dicts) are only needed by the forwarder; without it, HTTP entries go
         # straight from the protobuf to JSON text (HttpLines, the hot path at Envoy's rate).
         # Either way the slice's lines keep the queue's order and go out in one write.
@@ -214,7 +235,7 @@ class Pipeline:
         chunks: list[str] = []
         lines = 0
         metrics = self._metrics
-        for kind, origin, payload, _, _ in batch:
+        for kind, origin, payload in batch:
             new: list[dict[str, Any]] = []
             if kind == _HTTP:
                 if want_records or not jsonl:

@@ -186,11 +186,11 @@ class HttpLines:
         pass over the upb message.
         """
         esc = _esc
-        # Route, cluster, authority, hosts, user agent, details: a few values repeat over
-        # and over, so their escaped form is looked up rather than escaped per entry.
+        # Route, cluster, authority, upstream host, user agent, details: a few values repeat
+        # over and over, so their escaped form is looked up rather than escaped per entry.
+        # Misses go through _escaped_miss, which keeps the cache bounded.
         cache = self._escaped
-        if len(cache) > _ESCAPED_MAX:
-            cache.clear()
+        miss = self._escaped_miss
         headers = self._policy.json_object
         protocols, methods = _PROTOCOLS, _METHODS
         mid = (
@@ -217,8 +217,8 @@ class HttpLines:
             up_key = (up_host, up.port_value) if up_host else up_addr.pipe.path
             up_esc = cache.get(up_key)
             if up_esc is None:
-                up_esc = cache[up_key] = esc(
-                    f"{up_host}:{up.port_value}" if up_host else up_addr.pipe.path
+                up_esc = miss(
+                    up_key, f"{up_host}:{up.port_value}" if up_host else up_addr.pipe.path
                 )
             down_addr = c.downstream_remote_address
             down = down_addr.socket_address
@@ -230,18 +230,10 @@ class HttpLines:
             flags = c.response_flags.ListFields() if c.HasField("response_flags") else ()
             if account is not None:
                 account(route, cluster, code, rx, tx, elapsed, flags)
-            route_esc = cache.get(route)
-            if route_esc is None:
-                route_esc = cache[route] = esc(route)
-            cluster_esc = cache.get(cluster)
-            if cluster_esc is None:
-                cluster_esc = cache[cluster] = esc(cluster)
-            down_key = (down_host, down.port_value) if down_host else down_addr.pipe.path
-            down_esc = cache.get(down_key)
-            if down_esc is None:
-                down_esc = cache[down_key] = esc(
-                    f"{down_host}:{down.port_value}" if down_host else down_addr.pipe.path
-                )
+            route_esc = cache.get(route) or miss(route, route)
+            cluster_esc = cache.get(cluster) or miss(cluster, cluster)
+            # Not cached: a client's address and port change with every connection.
+            down_esc = esc(f"{down_host}:{down.port_value}" if down_host else down_addr.pipe.path)
             if flags:
                 names = ",".join([esc(f.name) for f, v in flags if v is True])
                 flags_part = f',"response_flags":[{names}]'
@@ -250,17 +242,11 @@ class HttpLines:
             failure = c.upstream_transport_failure_reason
             failure_part = ',"upstream_failure":' + esc(failure) if failure else ""
             authority = req.authority
-            authority_esc = cache.get(authority)
-            if authority_esc is None:
-                authority_esc = cache[authority] = esc(authority)
+            authority_esc = cache.get(authority) or miss(authority, authority)
             agent = req.user_agent
-            agent_esc = cache.get(agent)
-            if agent_esc is None:
-                agent_esc = cache[agent] = esc(agent)
+            agent_esc = cache.get(agent) or miss(agent, agent)
             details = resp.response_code_details
-            details_esc = cache.get(details)
-            if details_esc is None:
-                details_esc = cache[details] = esc(details)
+            details_esc = cache.get(details) or miss(details, details)
             h = req.request_headers
             req_part = ',"request_headers":' + headers(h) if h else ""
             h = resp.response_headers
@@ -281,6 +267,15 @@ class HttpLines:
             )
             out.append(line)
         return "".join(out), len(out)
+
+    def _escaped_miss(self, key: Any, text: str) -> str:
+        """Escape ``text`` and remember it under ``key``; the cache starts afresh when full,
+        so values from the network can never make it grow past ``_ESCAPED_MAX``."""
+        cache = self._escaped
+        if len(cache) >= _ESCAPED_MAX:
+            cache.clear()
+        out = cache[key] = _esc(text)
+        return out
 
 
 def http_records(entries: Iterable[Any], origin: Origin, policy: HeaderPolicy) -> list[dict]:

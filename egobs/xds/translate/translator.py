@@ -54,7 +54,7 @@ class _Cache:
     have the same id while the entry exists.
     """
 
-    # Per (route configuration, virtual host name): the host's IR routes and what was made
+    # Per (route configuration, hostname): the host's IR routes and what was made
     # of them. A host whose IR routes are the very same objects as last time is carried over
     # whole; only a changed host looks at its routes one by one.
     vhosts: dict[tuple[str, str], _VhostState] = field(default_factory=dict)
@@ -175,7 +175,7 @@ class Translator:
         for hostname, routes in _virtual_hosts(listeners):
             vhost_name = virtual_host_name(name, hostname)
             ir_ids = tuple(map(id, routes))
-            state = old.vhosts.get((name, vhost_name))
+            state = old.vhosts.get((name, hostname))
             if state is not None and state.ir_ids == ir_ids:
                 # The same IR route objects: the same route messages (each IR route's
                 # messages are fixed once built), the same host, the same clusters.
@@ -216,7 +216,7 @@ class Translator:
                 if isinstance(plan, _VhostState)
                 else _rebuild(plan, vhost_name, hostname, routes, found, stats)
             )
-            new.vhosts[(name, vhost_name)] = state
+            new.vhosts[(name, hostname)] = state
             # Hosts in order, each host's clusters in first-use order: the same first-use
             # order over all routes as adding them route by route.
             for cluster_name, cluster in state.clusters.items():
@@ -278,15 +278,15 @@ def _untaken_routes(
     """The last routes of ``name``'s changed or removed hosts not taken by identity, by value."""
     out: dict[ir.HTTPRoute, tuple[rc.Route, ...]] = {}
     present = set()
-    for _, vhost_name, _, plan in plans:
-        present.add(vhost_name)
+    for hostname, _, _, plan in plans:
+        present.add(hostname)
         if isinstance(plan, _Rebuild) and plan.last is not None:
             taken = plan.route_map
             for k, (route, msgs) in plan.last.routes.items():
                 if k not in taken:
                     out[route] = msgs
-    for (config, vhost_name), state in old.vhosts.items():
-        if config == name and vhost_name not in present:
+    for (config, hostname), state in old.vhosts.items():
+        if config == name and hostname not in present:
             for route, msgs in state.routes.values():
                 out[route] = msgs
     return out
