@@ -224,7 +224,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     files = sorted(path.parent.glob(path.name + ".*")) + ([path] if path.exists() else [])
     out = []
     for f in files:
-        for line in f.read_text().splitlines():
+        # Lines end in "\n" only: str.splitlines() would also split inside a value holding
+        # U+2028 or U+0085, which JSON lines with non-ASCII kept may carry.
+        for line in f.read_text().split("\n")[:-1]:
             out.append(json.loads(line))
     return out
 

@@ -293,3 +293,27 @@ def test_random_series_over_merged_listeners_tls_and_shared_routes() -> None:
         assert len(cache.route_configs) == len(got.routes)
         assert len(cache.clusters) <= len(got.clusters)
         assert len(cache.listeners) == len(got.listeners)
+
+
+def test_routes_of_a_renamed_route_configuration_are_reused() -> None:
+    """Removing the first listener on a port renames the port's route configuration; the
+    other listener's routes are found by value, not rebuilt."""
+    a = [
+        route(f"a{i}", "a.example.com", path_match=ir.PathMatch(S.PREFIX, f"/{i}"))
+        for i in range(5)
+    ]
+    b = [
+        route(f"b{i}", "b.example.com", path_match=ir.PathMatch(S.PREFIX, f"/{i}"))
+        for i in range(5)
+    ]
+    first = ir.HTTPListener("t/gw/first", "0.0.0.0", 80, ("a.example.com",), tuple(a))
+    second = ir.HTTPListener("t/gw/second", "0.0.0.0", 80, ("b.example.com",), tuple(b))
+    translator = Translator()
+    before = translator.translate(ir.Gateway("t/gw", http=(first, second)))
+    after = translator.translate(ir.Gateway("t/gw", http=(second,)))
+    assert set(before.routes) != set(after.routes)  # the configuration was renamed
+    assert translator.last_stats["routes_built"] == 0
+    fresh = translate(ir.Gateway("t/gw", http=(second,)))
+    assert {n: resource_version(m) for n, m in after.routes.items()} == {
+        n: resource_version(m) for n, m in fresh.routes.items()
+    }

@@ -97,8 +97,12 @@ class Translator:
         p = _listener.plan(gateway)
 
         clusters: dict[str, ir.Cluster] = {}
+        names = {name for name, _ in p.route_configs}
+        # Route configurations of the last translation that are gone (e.g. renamed when the
+        # first listener on a port changed): their routes may be found by value elsewhere.
+        gone = {config for config, _ in old.vhosts} - names
         route_configs = {
-            name: self._route_configuration(name, listeners, old, new, clusters, stats)
+            name: self._route_configuration(name, listeners, old, new, clusters, stats, gone)
             for name, listeners in p.route_configs
         }
         for cluster in p.clusters:
@@ -167,6 +171,7 @@ class Translator:
         new: _Cache,
         clusters: dict[str, ir.Cluster],
         stats: Counter[str],
+        gone: set[str],
     ) -> route_pb2.RouteConfiguration:
         # Pass 1: a host whose IR routes are the very same objects is carried over whole;
         # a changed one finds its unchanged routes by identity among the host's last ones.
@@ -198,7 +203,7 @@ class Translator:
         # routes nobody took by identity (e.g. a Gateway API retranslation of equal input).
         found: dict[int, _RouteMsgs] = {}
         if misses:
-            by_value = _untaken_routes(name, old, plans)
+            by_value = _untaken_routes(name, old, plans, gone)
             for route in misses:
                 msgs = by_value.get(route)
                 if msgs is None:
@@ -273,9 +278,13 @@ class _Rebuild:
 
 
 def _untaken_routes(
-    name: str, old: _Cache, plans: list[tuple[str, str, list[ir.HTTPRoute], Any]]
+    name: str,
+    old: _Cache,
+    plans: list[tuple[str, str, list[ir.HTTPRoute], Any]],
+    gone: set[str],
 ) -> dict[ir.HTTPRoute, tuple[rc.Route, ...]]:
-    """The last routes of ``name``'s changed or removed hosts not taken by identity, by value."""
+    """The last routes not taken by identity, by value: those of ``name``'s changed or
+    removed hosts, and those of route configurations that are ``gone``."""
     out: dict[ir.HTTPRoute, tuple[rc.Route, ...]] = {}
     present = set()
     for hostname, _, _, plan in plans:
@@ -286,7 +295,7 @@ def _untaken_routes(
                 if k not in taken:
                     out[route] = msgs
     for (config, hostname), state in old.vhosts.items():
-        if config == name and hostname not in present:
+        if (config == name and hostname not in present) or config in gone:
             for route, msgs in state.routes.values():
                 out[route] = msgs
     return out
