@@ -102,6 +102,11 @@ class SinkConfig(Model):
     queue_full_wait_s: Annotated[float, Field(ge=0, le=10)] = 0.25
     # A single gRPC message larger than this is rejected and counted.
     max_message_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 4 * 1024 * 1024
+    # Streams (access-log streams and OTLP calls) served at once; one more is refused with
+    # RESOURCE_EXHAUSTED and counted. What gRPC buffers for the streams is bounded by this
+    # times (HTTP/2 window of 4 MiB + one message). Envoy holds one access-log stream per
+    # worker and logger, for as long as it runs.
+    max_streams: Annotated[int, Field(ge=1, le=100_000)] = 64
     # How long shutdown may take to drain the queue and the forwarder.
     shutdown_grace_s: Annotated[float, Field(ge=0, le=300)] = 10.0
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)

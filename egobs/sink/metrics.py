@@ -110,6 +110,12 @@ class SinkMetrics:
         self.active_streams = Gauge(
             p + "active_streams", "Open gRPC streams, by service.", ["service"], registry=r
         )
+        self.streams_refused = Counter(
+            p + "streams_refused",
+            "gRPC streams refused because max_streams were open, by service.",
+            ["service"],
+            registry=r,
+        )
         overflow = Counter(
             p + "label_overflow",
             "Entries whose label value was replaced by 'other' (cardinality cap).",

@@ -53,13 +53,15 @@ _STREAM_GRACE_S = 1.0
 # them however far behind the handlers are: with 16 streams of the benchmark's messages the
 # sink peaked at 150-350 MiB, with 32 streams of 1 MiB messages at 2.4 GiB, all of it bytes
 # buffered in gRPC core. A fixed window per stream (a message larger than the window is
-# still let through, one at a time) keeps that to streams x (window + one message). 4 MiB,
-# not less: with 256 KiB Envoy's access-log streams (one per worker) stalled on flow control
-# at ~40k entries/s and Envoy dropped 3-11 % of entries; with 4 MiB, 40-42k/s lost none
-# (bench/sink.py --envoy-concurrency 2 --connections 64), and Envoy runs few such streams.
+# still let through, one at a time) keeps that to streams x (window + one message), and
+# max_streams bounds the streams. 2 MiB: with 256 KiB Envoy's access-log streams (one per
+# worker) stalled on flow control at ~40k entries/s and Envoy dropped 3-11 % of entries;
+# since the worker drains the streams into its own bounded queue ahead of processing, 2 MiB
+# (~8 of Envoy's 256 KiB batches) loses nothing at 53-57k/s (bench/sink.py), and holds
+# 20-30 MiB less than 4 MiB did under the flood test's 8 streams of 1 MiB messages.
 _GRPC_SERVER_OPTIONS = [
     ("grpc.http2.bdp_probe", 0),
-    ("grpc.http2.lookahead_bytes", 4 * 1024 * 1024),
+    ("grpc.http2.lookahead_bytes", 2 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
 ]
 
@@ -115,6 +117,7 @@ class Sink:
         self._server: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._ready = False
+        self._open = 0  # streams and calls being served, against config.max_streams
         self.grpc_port = 0
         self.metrics_port = 0
         self._rejected = {
@@ -205,8 +208,8 @@ class Sink:
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> als_pb2.StreamAccessLogsResponse:
         origin = Origin("", "", "")
+        await self._admit("als", context)
         streams = self.metrics.active_streams.labels("als")
-        streams.inc()
         pipeline = self.pipeline
         try:
             async for item in requests:
@@ -226,7 +229,20 @@ class Sink:
                     self._rejected["empty"].inc()
         finally:
             streams.dec()
+            self._open -= 1
         return als_pb2.StreamAccessLogsResponse()
+
+    async def _admit(self, service: str, context: grpc.aio.ServicerContext) -> None:
+        """Count a new stream in, or refuse it when max_streams are open (the bound on what
+        gRPC buffers for streams, whatever the clients send)."""
+        if self._open >= self.config.max_streams:
+            self.metrics.streams_refused.labels(service).inc()
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.config.max_streams} streams already open (max_streams)",
+            )
+        self._open += 1
+        self.metrics.active_streams.labels(service).inc()
 
     async def _export_logs(
         self, item: Any, context: grpc.aio.ServicerContext
@@ -235,8 +251,8 @@ class Sink:
             self._rejected[item.reason].inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{item.reason} request")
         request, size = item
+        await self._admit("otlp", context)
         streams = self.metrics.active_streams.labels("otlp")
-        streams.inc()
         try:
             by_origin: dict[Origin, list[dict[str, Any]]] = {}
             for origin, record in otlp_records(request):
@@ -247,6 +263,7 @@ class Sink:
                 await self.pipeline.submit_records(origin, records, size * len(records) // count)
         finally:
             streams.dec()
+            self._open -= 1
         return logs_service_pb2.ExportLogsServiceResponse()
 
     # ------------------------------------------------------------------ HTTP

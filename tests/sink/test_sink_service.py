@@ -385,3 +385,48 @@ def test_queue_bytes_bound_drops_batches_that_do_not_fit() -> None:
         assert total(_samples(metrics), "egobs_sink_requests_total") == 20
 
     asyncio.run(main())
+
+
+def test_streams_beyond_max_streams_are_refused_and_counted(tmp_path: Path) -> None:
+    """What gRPC buffers is bounded per stream; max_streams bounds the streams."""
+
+    async def main() -> None:
+        sink = Sink(sink_config(tmp_path, jsonl__path=None, max_streams=2))
+        await sink.start()
+        release = asyncio.Event()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{sink.grpc_port}") as channel:
+                stream = channel.stream_unary(
+                    "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs",
+                    request_serializer=lambda b: b,
+                    response_deserializer=lambda b: b,
+                )
+
+                async def held() -> Any:
+                    yield http_message(1).SerializeToString()
+                    await release.wait()
+
+                calls = [stream(held(), timeout=10) for _ in range(2)]
+                await async_wait(
+                    lambda: total(_samples(sink.metrics), "egobs_sink_active_streams") == 2,
+                    what="two open streams",
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await send_als(sink.grpc_port, [http_message(1).SerializeToString()])
+                assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                s = _samples(sink.metrics)
+                assert total(s, "egobs_sink_streams_refused_total", service="als") == 1
+                release.set()
+                await asyncio.gather(*calls)
+            # Room again once they closed.
+            await send_als(sink.grpc_port, [http_message(3).SerializeToString()])
+            await async_wait(
+                lambda: total(_samples(sink.metrics), "egobs_sink_requests_total") == 5,
+                what="5 requests counted",
+            )
+            assert total(_samples(sink.metrics), "egobs_sink_active_streams") == 0
+        finally:
+            release.set()
+            await sink.stop()
+
+    asyncio.run(main())
