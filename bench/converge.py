@@ -4,7 +4,8 @@ Generates bench/translate.py's input shape (N HTTPRoutes over 50 hostnames, 1,00
 as files: the Gateway and Services in one file, the routes 100 to a file (how teams tend to
 group them), and the one route that gets edited in a file of its own. Runs the control plane
 in-process with a real Envoy (delta xDS, everything on 127.0.0.1), waits until Envoy has
-ACKed the whole configuration, then rewrites the edited route's file ``--changes`` times.
+ACKed the whole configuration and gone idle (its CPU time stops growing, at most 10 s), then
+rewrites the edited route's file ``--changes`` times.
 
 For each change, the latency is from just before the file write to the moment the xDS
 server processed Envoy's ACK of the RDS version that carries the change (``acked_at`` of the
