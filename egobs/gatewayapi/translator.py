@@ -114,6 +114,9 @@ class Translator:
     kind but routes) is the same objects too, an unchanged route's attachment, IR routes and
     status are taken as they were: its IR routes are the identical objects (which makes the
     xDS translator's cache hits cheap) and listener route order is patched, not re-sorted.
+    When nothing but a few HTTPRoutes changed, not even the unchanged routes are looked at:
+    the last run itself is patched (:meth:`_patch`), and the result names the statuses it
+    touched (``Result.changed``).
 
     Output equals :func:`translate`'s for the same input and ``now``. With a later ``now``,
     statuses of routes whose inputs did not change keep their conditions, including
