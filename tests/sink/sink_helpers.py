@@ -252,16 +252,21 @@ def sink_config(tmp: Path, **overrides: Any) -> Any:
     return SinkConfig.model_validate(data)
 
 
+def als_call(channel: Any) -> Any:
+    """StreamAccessLogs on a grpc.aio channel, sending raw bytes (valid or not)."""
+    return channel.stream_unary(
+        "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+
+
 async def send_als(port: int, messages: list[bytes]) -> None:
     """One StreamAccessLogs stream carrying ``messages`` as raw bytes (valid or not)."""
     import grpc
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = channel.stream_unary(
-            "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs",
-            request_serializer=lambda b: b,
-            response_deserializer=lambda b: b,
-        )
+        call = als_call(channel)
 
         async def requests() -> Any:
             for m in messages:

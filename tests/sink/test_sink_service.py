@@ -12,6 +12,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.common.v1 import common_pb2
 from sink_helpers import (
+    als_call,
     async_metrics,
     async_wait,
     free_port,
@@ -396,11 +397,7 @@ def test_streams_beyond_max_streams_are_refused_and_counted(tmp_path: Path) -> N
         release = asyncio.Event()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{sink.grpc_port}") as channel:
-                stream = channel.stream_unary(
-                    "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs",
-                    request_serializer=lambda b: b,
-                    response_deserializer=lambda b: b,
-                )
+                stream = als_call(channel)
 
                 async def held() -> Any:
                     yield http_message(1).SerializeToString()
