@@ -14,12 +14,11 @@ import ipaddress
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from egobs import ir
 
 from ._common import V3, pack
-from .cluster import HTTP_PROTOCOL_OPTIONS
+from .cluster import HTTP2_OPTIONS, HTTP_PROTOCOL_OPTIONS
 
 __all__ = [
     "HTTP_GRPC_LOGGER",
@@ -55,16 +54,6 @@ RESPONSE_HEADERS_TO_LOG = ("content-type", "content-length", "location", "set-co
 _BUFFER_BYTES = 256 * 1024
 _FLUSH_INTERVAL_MS = 500
 _CONNECT_TIMEOUT_S = 2
-
-
-def _http2() -> http_protocol_options_pb2.HttpProtocolOptions:
-    # gRPC needs HTTP/2 to the sink; without it Envoy silently never sends a request.
-    out = http_protocol_options_pb2.HttpProtocolOptions()
-    out.explicit_http_config.http2_protocol_options.SetInParent()
-    return out
-
-
-_HTTP2 = pack(_http2())
 
 
 def cluster_name(sink: ir.AccessLogSink) -> str:
@@ -128,5 +117,6 @@ def build_access_log_cluster(sink: ir.AccessLogSink) -> cluster_pb2.Cluster:
     socket = out.load_assignment.endpoints.add().lb_endpoints.add().endpoint.address.socket_address
     socket.address = sink.host
     socket.port_value = sink.port
-    out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(_HTTP2)
+    # gRPC needs HTTP/2 to the sink; without it Envoy silently never sends a request.
+    out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(HTTP2_OPTIONS)
     return out

@@ -10,7 +10,7 @@ from egobs import ir
 
 from ._common import BLACKHOLE_CLUSTER, pack, set_ads
 
-__all__ = ["HTTP_PROTOCOL_OPTIONS", "build_blackhole_cluster", "build_cluster"]
+__all__ = ["HTTP2_OPTIONS", "HTTP_PROTOCOL_OPTIONS", "build_blackhole_cluster", "build_cluster"]
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _CONNECT_TIMEOUT_S = 10
@@ -22,7 +22,8 @@ def _http2_options() -> http_protocol_options_pb2.HttpProtocolOptions:
     return options
 
 
-_HTTP2 = pack(_http2_options())
+# Upstream HTTP/2 (gRPC backends, the access-log sink), packed once for every cluster.
+HTTP2_OPTIONS = pack(_http2_options())
 
 
 def _base(name: str) -> cluster_pb2.Cluster:
@@ -72,7 +73,7 @@ def build_cluster(
         out.type = cluster_pb2.Cluster.STATIC
         _load_assignment(out.load_assignment, cluster)
     if cluster.protocol is ir.AppProtocol.HTTP2:
-        out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(_HTTP2)
+        out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(HTTP2_OPTIONS)
     return out, assignment
 
 
