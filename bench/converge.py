@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from _input import base_docs, route_doc  # bench/ is on sys.path when run as a script
+from _proc import CLOCK_TICK_S, cpu_seconds
 
 from egobs.config import Config
 from egobs.controlplane import ControlPlane
@@ -155,14 +157,11 @@ async def _poll(cond: Any, timeout: float, what: str) -> Any:
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _cpu_ticks(pids: list[int]) -> int:
-    total = 0
+def _cpu_total(pids: list[int]) -> float:
+    total = 0.0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
     return total
 
 
@@ -182,16 +181,17 @@ def _envoy_children() -> list[int]:
 
 async def _settle(*, timeout: float) -> float:
     """Wait until Envoy has finished applying the initial configuration (its CPU time stops
-    growing: at most one tick per 200 ms twice in a row), so that the first measured change
-    does not share the CPU with the tail of the initial load. Returns the seconds waited."""
+    growing: at most one clock tick per 200 ms twice in a row), so that the first measured
+    change does not share the CPU with the tail of the initial load. Returns the seconds
+    waited."""
     start = time.monotonic()
     pids = _envoy_children()
     quiet = 0
-    last = _cpu_ticks(pids)
+    last = _cpu_total(pids)
     while quiet < 2 and time.monotonic() - start < timeout:
         await asyncio.sleep(0.2)
-        now = _cpu_ticks(pids)
-        quiet = quiet + 1 if now - last <= 1 else 0
+        now = _cpu_total(pids)
+        quiet = quiet + 1 if now - last <= CLOCK_TICK_S * 1.5 else 0
         last = now
     return time.monotonic() - start
 

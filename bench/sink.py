@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
 import shutil
 import signal
 import socket
@@ -31,14 +30,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from _proc import cpu_seconds  # bench/ is on sys.path when run as a script
 from prometheus_client.parser import text_string_to_metric_families
 
 from egobs import ir
 from egobs.infra.host import find_envoy
 from egobs.xds.dump import static_bootstrap
 from egobs.xds.translate import translate
-
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -63,12 +61,6 @@ def _wait(cond: Any, timeout: float, what: str) -> Any:
             pass
         time.sleep(0.05)
     raise SystemExit(f"timed out waiting for {what}")
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -203,7 +195,7 @@ def envoy_phase(
     envoy = _envoy(tmp, sink.port, http_port, concurrency)
     admin: str = envoy.admin  # type: ignore[attr-defined]
     try:
-        cpu0, t0 = _cpu_s(sink.proc.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds(sink.proc.pid), time.monotonic()
         _load(f"http://127.0.0.1:{http_port}/", seconds, connections)
         elapsed = time.monotonic() - t0
         stats = _envoy_stats(admin)
@@ -218,7 +210,7 @@ def envoy_phase(
 
         time.sleep(1.0)  # Envoy's flush interval
         m = _wait(settled, 30, "sink caught up")
-        cpu = _cpu_s(sink.proc.pid) - cpu0
+        cpu = cpu_seconds(sink.proc.pid) - cpu0
         rss = _peak_rss_mib(sink.proc.pid)
         stats = _envoy_stats(admin)
     finally:
@@ -273,7 +265,7 @@ def _client(port: int, seconds: float, streams: int, batch: int) -> None:
 def synthetic_phase(tmp: Path, seconds: float, streams: int, batch: int) -> dict[str, Any]:
     sink = _Sink(tmp)
     try:
-        cpu0, t0 = _cpu_s(sink.proc.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds(sink.proc.pid), time.monotonic()
         client = multiprocessing.Process(target=_client, args=(sink.port, seconds, streams, batch))
         client.start()
         client.join(seconds + 60)
@@ -284,7 +276,7 @@ def synthetic_phase(tmp: Path, seconds: float, streams: int, batch: int) -> dict
 
         m = _wait(settled, 60, "synthetic queue drained")
         elapsed_all = time.monotonic() - t0
-        cpu = _cpu_s(sink.proc.pid) - cpu0
+        cpu = cpu_seconds(sink.proc.pid) - cpu0
         rss = _peak_rss_mib(sink.proc.pid)
     finally:
         sink.stop()
