@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,21 +25,14 @@ def envoy() -> str:
         pytest.fail(str(exc))
 
 
-def validate(envoy: str, bootstrap: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def validation_problem(envoy: str, bootstrap: dict, tmp_path: Path) -> str | None:
     config = tmp_path / "bootstrap.json"
     config.write_text(json.dumps(bootstrap, indent=1))
-    return subprocess.run(
-        [envoy, "--mode", "validate", "-c", str(config), "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return envoy_validate(envoy, config)
 
 
 def assert_valid(envoy: str, bootstrap: dict, tmp_path: Path) -> None:
-    config = tmp_path / "bootstrap.json"
-    config.write_text(json.dumps(bootstrap, indent=1))
-    problem = envoy_validate(envoy, config)
+    problem = validation_problem(envoy, bootstrap, tmp_path)
     assert problem is None, problem
 
 
@@ -126,9 +118,8 @@ def test_invalid_regex_is_rejected(envoy: str, tmp_path: Path) -> None:
             ),
         ),
     )
-    result = validate(envoy, static_bootstrap(translate(gw)), tmp_path)
-    assert result.returncode != 0
-    assert "missing )" in result.stdout + result.stderr
+    problem = validation_problem(envoy, static_bootstrap(translate(gw)), tmp_path)
+    assert problem is not None and "missing )" in problem  # rejected, with RE2's reason
 
 
 def test_deprecated_fields_fail_validation(envoy: str, tmp_path: Path) -> None:
