@@ -208,8 +208,7 @@ class Sink:
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> als_pb2.StreamAccessLogsResponse:
         origin = Origin("", "", "")
-        await self._admit("als", context)
-        streams = self.metrics.active_streams.labels("als")
+        streams = await self._admit("als", context)
         pipeline = self.pipeline
         try:
             async for item in requests:
@@ -232,9 +231,10 @@ class Sink:
             self._open -= 1
         return als_pb2.StreamAccessLogsResponse()
 
-    async def _admit(self, service: str, context: grpc.aio.ServicerContext) -> None:
-        """Count a new stream in, or refuse it when max_streams are open (the bound on what
-        gRPC buffers for streams, whatever the clients send)."""
+    async def _admit(self, service: str, context: grpc.aio.ServicerContext) -> Any:
+        """Count a new stream in and return its ``active_streams`` gauge (the caller
+        decrements it and ``_open`` when done), or refuse the stream when max_streams are
+        open: the bound on what gRPC buffers for streams, whatever the clients send."""
         if self._open >= self.config.max_streams:
             self.metrics.streams_refused.labels(service).inc()
             await context.abort(
@@ -242,7 +242,9 @@ class Sink:
                 f"{self.config.max_streams} streams already open (max_streams)",
             )
         self._open += 1
-        self.metrics.active_streams.labels(service).inc()
+        gauge = self.metrics.active_streams.labels(service)
+        gauge.inc()
+        return gauge
 
     async def _export_logs(
         self, item: Any, context: grpc.aio.ServicerContext
@@ -251,8 +253,7 @@ class Sink:
             self._rejected[item.reason].inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{item.reason} request")
         request, size = item
-        await self._admit("otlp", context)
-        streams = self.metrics.active_streams.labels("otlp")
+        streams = await self._admit("otlp", context)
         try:
             by_origin: dict[Origin, list[dict[str, Any]]] = {}
             for origin, record in otlp_records(request):
