@@ -15,9 +15,9 @@ can take a port chosen in advance. The port therefore changes when the Envoy res
 read it from :meth:`HostInfra.status`.
 
 Every Envoy also gets :data:`ENVOY_FLAGS`. Envoys that exit on their own are restarted with
-exponential backoff. Every process is
-tracked until reaped, and on Linux also dies with the thread that forked it
-(``PR_SET_PDEATHSIG``), so egobs being killed does not leave Envoys behind.
+exponential backoff. Every process is tracked until reaped, and on Linux also dies with the
+thread that forked it (``PR_SET_PDEATHSIG``), so egobs being killed does not leave Envoys
+behind.
 
 :class:`ExternalInfra` has the same interface and starts nothing, for Envoys run elsewhere
 (their own container).
@@ -64,7 +64,7 @@ __all__ = [
 
 
 ENVOY_FLAGS: tuple[str, ...] = ("--ignore-unknown-dynamic-fields",)
-"""Flags every Envoy egobs starts gets (the compose stack's Envoy command line too).
+"""Flags every Envoy egobs starts gets; Envoys run elsewhere (External infra) should too.
 
 ``--ignore-unknown-dynamic-fields``: by default Envoy walks every field of every xDS update
 looking for unknown and deprecated fields, only to warn about them. egobs builds its updates

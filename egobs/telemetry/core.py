@@ -199,8 +199,8 @@ class Telemetry:
         counts, route_rejected = self._route_counts, self._route_rejected
         listeners: Counter[tuple[str, str, str]] = Counter()
         rejected: Counter[tuple[str, str]] = Counter()
-        incremental = changed is not None and self._statuses_seen
-        keys = changed if incremental and changed is not None else statuses.keys()
+        keys = changed if changed is not None and self._statuses_seen else statuses.keys()
+        incremental = keys is changed
         routes_seen = 0
         for key in keys:
             status = statuses.get(key)
