@@ -205,6 +205,8 @@ class Translator:
         if misses:
             by_value = _untaken_routes(name, old, plans, gone)
             for route in misses:
+                if id(route) in found:  # one IR route in two listeners of this port
+                    continue
                 msgs = by_value.get(route)
                 if msgs is None:
                     msgs = build_routes(route)
