@@ -34,6 +34,7 @@ from _proc import cpu_seconds  # bench/ is on sys.path when run as a script
 from prometheus_client.parser import text_string_to_metric_families
 
 from egobs import ir
+from egobs.gatewayapi import SinkAddress, sink_access_log
 from egobs.infra.host import find_envoy
 from egobs.xds.dump import static_bootstrap
 from egobs.xds.translate import translate
@@ -125,7 +126,7 @@ def _envoy(tmp: Path, sink_port: int, http_port: int, concurrency: int) -> subpr
     gw = ir.Gateway(
         "default/bench",
         http=(ir.HTTPListener("default/bench/http", "127.0.0.1", http_port, ("*",), (route,)),),
-        access_log_sinks=(ir.AccessLogSink("bench", "127.0.0.1", sink_port),),
+        access_logs=(sink_access_log(SinkAddress("127.0.0.1", sink_port), name="bench"),),
     )
     config = tmp / "envoy.json"
     config.write_text(json.dumps(static_bootstrap(translate(gw), node_cluster=gw.name)))

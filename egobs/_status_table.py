@@ -73,6 +73,19 @@ def render(doc: dict[str, Any]) -> str:
                     str(infra.get("restarts", "-")),
                 ]
             )
+        if proxy.get("stats"):
+            prows.append(
+                [
+                    proxy["name"],
+                    "(stats)",
+                    "HTTP",
+                    "-",
+                    proxy["stats"],
+                    str(infra.get("state", "-")),
+                    str(infra.get("pid", "-")),
+                    str(infra.get("restarts", "-")),
+                ]
+            )
     if prows:
         headers = ["PROXY", "LISTENER", "PROTOCOL", "PORT", "BOUND", "STATE", "PID", "RESTARTS"]
         parts.append(_table(headers, prows))

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 __all__ = ["AdminServer", "start", "status_document", "syncz_document"]
 
 
+def _url_host(address: str) -> str:
+    # A listener on every interface is reached on loopback from here.
+    if address in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{address}]" if ":" in address else address
+
+
 def status_document(cp: ControlPlane) -> dict[str, Any]:
     """Everything ``egobs status`` shows, as plain JSON-able data."""
     objects = []
@@ -49,7 +56,7 @@ def status_document(cp: ControlPlane) -> dict[str, Any]:
                     "name": lis.name,
                     "protocol": lis.protocol.value,
                     "port": lis.port,
-                    "address": f"{cp.config.infra.host.listener_address}:{cp.port_map.map(lis.port)}",
+                    "address": f"{cp.binding.listener_address}:{cp.binding.port_map.map(lis.port)}",
                 }
             )
         entry: dict[str, Any] = {
@@ -57,6 +64,9 @@ def status_document(cp: ControlPlane) -> dict[str, Any]:
             "listeners": listeners,
             "programmed": bound is not None,
         }
+        if proxy.stats.prometheus is not None:
+            stats = proxy.stats.prometheus
+            entry["stats"] = f"http://{_url_host(stats.address)}:{stats.port}/stats/prometheus"
         state = _infra_state(cp, name)
         if state is not None:
             entry["infra"] = state

@@ -64,7 +64,7 @@ def main() -> None:
 
 def _split_csv(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
-    allowed = {"status", "ir", "xds"}
+    allowed = {"status", "ir", "xds", "bootstrap"}
     bad = [v for v in items if v not in allowed]
     if bad or not items:
         raise click.BadParameter(f"choose from {', '.join(sorted(allowed))} (comma-separated)")
@@ -77,8 +77,16 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str) -> list[s
     "--file",
     "files",
     multiple=True,
-    required=True,
-    help="YAML file or directory (recursive); '-' reads stdin. Repeatable.",
+    help="YAML file or directory (recursive); '-' reads stdin. Repeatable "
+    "[default: provider.file.paths of the -c config].",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    default=None,
+    help="egobs config file: its controllerName, proxyTelemetry and infra.host binding "
+    "apply, as in `egobs serve -c` [default: the built-in defaults, as `egobs serve`].",
 )
 @click.option(
     "--to",
@@ -86,7 +94,7 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str) -> list[s
     default="status,ir,xds",
     show_default=True,
     callback=_split_csv,
-    help="What to print: status, ir, xds (comma-separated).",
+    help="What to print: status, ir, xds, bootstrap (comma-separated).",
 )
 @click.option(
     "--type",
@@ -111,24 +119,29 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 )
 def translate(
     files: Sequence[str],
+    config_file: str | None,
     to: list[str],
     xds_type: str,
     output: str,
     controller_name: str | None,
     now: str | None,
 ) -> None:
-    """Translate Gateway API resources offline: statuses, IR and Envoy xDS.
+    """Translate Gateway API resources offline: statuses, IR, Envoy xDS and bootstrap.
 
-    Like Envoy Gateway's `egctl x translate`. Exits 2 when the input cannot be loaded;
-    problems with routes or gateways are reported as statuses, not errors.
+    Like Envoy Gateway's `egctl x translate`. With the same config, what it prints is what
+    `egobs serve` serves (the bootstrap with a fixed node id and admin port). Exits 2 when
+    the input cannot be loaded; problems with routes or gateways are reported as
+    statuses, not errors.
     """
     from egobs import gatewayapi, ir
+    from egobs.config import host_binding, telemetry_defaults
     from egobs.resources import LoadError, load_paths
     from egobs.xds.dump import config_dump
     from egobs.xds.translate import translate as translate_xds
 
+    cfg = _load_config(config_file)
     try:
-        resources = load_paths(files)
+        resources = load_paths(_resource_paths(cfg, files))
     except LoadError as exc:
         for err in exc.errors:
             click.echo(str(err), err=True)
@@ -136,9 +149,17 @@ def translate(
 
     result = gatewayapi.translate(
         resources,
-        controller_name=controller_name or gatewayapi.DEFAULT_CONTROLLER_NAME,
+        controller_name=controller_name or cfg.gateway.controller_name,
+        telemetry=telemetry_defaults(cfg),
         now=now,
     )
+    binding = host_binding(cfg)
+    try:
+        gateways = {name: binding.gateway(gw) for name, gw in sorted(result.gateways.items())}
+        proxies = {name: binding.proxy(p) for name, p in sorted(result.proxies.items())}
+    except ValueError as exc:  # a port map that does not fit the Gateways' ports
+        click.echo(f"egobs: infra.host: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
     out: dict[str, Any] = {}
     if "status" in to:
         objs = []
@@ -152,16 +173,138 @@ def translate(
         out["resources"] = objs
     if "ir" in to:
         out["ir"] = {
-            "gateways": {name: ir.to_data(gw) for name, gw in sorted(result.gateways.items())},
-            "infra": {name: ir.to_data(p) for name, p in sorted(result.proxies.items())},
+            "gateways": {name: ir.to_data(gw) for name, gw in gateways.items()},
+            "infra": {name: ir.to_data(p) for name, p in proxies.items()},
         }
     if "xds" in to:
         types = None if xds_type == "all" else [_XDS_DUMP_KEYS[xds_type]]
         out["xds"] = {
-            name: config_dump(translate_xds(gw), types=types)
-            for name, gw in sorted(result.gateways.items())
+            name: config_dump(translate_xds(gw), types=types) for name, gw in gateways.items()
+        }
+    if "bootstrap" in to:
+        out["bootstrap"] = {
+            name: _render_bootstrap(cfg, proxy, node_id=name, admin_port=_ADMIN_PORT)
+            for name, proxy in proxies.items()
         }
     _emit(out, output)
+
+
+# Where an Envoy run outside egobs (External infra) serves its admin interface, as in
+# Envoy Gateway; egobs's own Envoys take a free port instead.
+_ADMIN_PORT = 19000
+
+
+def _load_config(config_file: str | None) -> Any:
+    from egobs.config import Config, load_config
+    from egobs.resources import LoadError
+
+    try:
+        return load_config(config_file) if config_file else Config()
+    except LoadError as exc:
+        for err in exc.errors:
+            click.echo(str(err), err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+
+
+def _resource_paths(cfg: Any, files: Sequence[str]) -> list[str]:
+    paths = [str(f) for f in files] or list(cfg.provider.file.paths)
+    if not paths:
+        click.echo(
+            "egobs: no resource paths: give -f PATH or provider.file.paths in the config", err=True
+        )
+        sys.exit(EXIT_LOAD_ERROR)
+    return paths
+
+
+def _render_bootstrap(
+    cfg: Any, proxy: Any, *, node_id: str, admin_port: int, xds_host: str | None = None
+) -> dict[str, Any]:
+    from egobs.infra.bootstrap import bootstrap
+
+    return bootstrap(
+        proxy,
+        node_id=node_id,
+        xds_host=xds_host or cfg.xds.address,
+        xds_port=cfg.xds.port,
+        admin_port=admin_port,
+        stats_flush_interval_s=cfg.infra.host.stats_flush_interval_s,
+        delta=cfg.xds.mode == "delta",
+    )
+
+
+@main.command("bootstrap")
+@click.option("--gateway", "gateway", required=True, help="The Gateway, as NAMESPACE/NAME.")
+@click.option("-c", "--config", "config_file", default=None, help="egobs config file.")
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    help="Resources [default: provider.file.paths of the -c config].",
+)
+@click.option(
+    "--xds-host",
+    default=None,
+    help="How the Envoy reaches the xDS server (e.g. a compose service name) "
+    "[default: xds.address of the config].",
+)
+@click.option("--admin-port", type=int, default=_ADMIN_PORT, show_default=True)
+@click.option("--node-id", default=None, help="Envoy node id [default: NAMESPACE/NAME/external].")
+def bootstrap_command(
+    gateway: str,
+    config_file: str | None,
+    files: Sequence[str],
+    xds_host: str | None,
+    admin_port: int,
+    node_id: str | None,
+) -> None:
+    """Print the bootstrap (JSON) of an Envoy run outside egobs for one Gateway.
+
+    For `infra.type: External`: run the printed config with
+    `envoy -c bootstrap.json --ignore-unknown-dynamic-fields`, and it takes everything else
+    from `egobs serve` over ADS. Exits 2 when the Gateway is not one egobs serves.
+    """
+    from egobs import gatewayapi
+    from egobs.config import host_binding, telemetry_defaults
+    from egobs.infra.host import ENVOY_FLAGS
+    from egobs.resources import LoadError, load_paths
+
+    cfg = _load_config(config_file)
+    try:
+        resources = load_paths(_resource_paths(cfg, files))
+    except LoadError as exc:
+        for err in exc.errors:
+            click.echo(str(err), err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    result = gatewayapi.translate(
+        resources,
+        controller_name=cfg.gateway.controller_name,
+        telemetry=telemetry_defaults(cfg),
+    )
+    proxy = result.proxies.get(gateway)
+    if proxy is None:
+        served = ", ".join(sorted(result.proxies)) or "none"
+        click.echo(
+            f"egobs: Gateway {gateway} is not programmed by egobs (programmed: {served}); "
+            "see `egobs translate --to status`",
+            err=True,
+        )
+        sys.exit(EXIT_LOAD_ERROR)
+    try:
+        proxy = host_binding(cfg).proxy(proxy)
+    except ValueError as exc:
+        click.echo(f"egobs: infra.host: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    config = _render_bootstrap(
+        cfg,
+        proxy,
+        node_id=node_id or f"{gateway}/external",
+        admin_port=admin_port,
+        xds_host=xds_host,
+    )
+    click.echo(json.dumps(config, indent=2))
+    flags = " ".join(ENVOY_FLAGS)
+    click.echo(f"# run: envoy -c bootstrap.json {flags}", err=True)
 
 
 # --------------------------------------------------------------------------- runtime commands
@@ -181,15 +324,7 @@ def _build_config(
     files: Sequence[str],
     overrides: dict[str, Any],
 ) -> Any:
-    from egobs.config import Config, load_config
-    from egobs.resources import LoadError
-
-    try:
-        cfg = load_config(config_file) if config_file else Config()
-    except LoadError as exc:
-        for err in exc.errors:
-            click.echo(str(err), err=True)
-        sys.exit(EXIT_LOAD_ERROR)
+    cfg = _load_config(config_file)
     if files:
         cfg.provider.file.paths = [str(f) for f in files]
     if overrides.get("xds_port") is not None:
@@ -370,6 +505,13 @@ def echo(name: str, port: int, host: str) -> None:
     "--sink-port", type=int, default=18090, show_default=True, help="Access-log sink gRPC port."
 )
 @click.option("--sink-metrics-port", type=int, default=18091, show_default=True)
+@click.option(
+    "--stats-port",
+    type=int,
+    default=29001,
+    show_default=True,
+    help="Where Envoy's Prometheus stats listener (19001) binds.",
+)
 @click.option("--once", is_flag=True, help="Exit after sending the demo traffic.")
 @click.option("--log-level", default="warning", show_default=True)
 def demo(
@@ -379,6 +521,7 @@ def demo(
     port_offset: int,
     sink_port: int,
     sink_metrics_port: int,
+    stats_port: int,
     once: bool,
     log_level: str,
 ) -> None:
@@ -390,7 +533,11 @@ def demo(
     _setup_logging(log_level)
     paths = [str(f) for f in files] or [str(default_quickstart())]
     cfg = demo_config(
-        paths=paths, xds_port=xds_port, admin_port=admin_port, port_offset=port_offset
+        paths=paths,
+        xds_port=xds_port,
+        admin_port=admin_port,
+        port_offset=port_offset,
+        stats_port=stats_port,
     )
     results = asyncio.run(run_demo(cfg, once=once, sink_ports=(sink_port, sink_metrics_port)))
     bad = [r for r in results if r.status >= 500]

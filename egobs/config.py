@@ -38,6 +38,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from egobs.gatewayapi.telemetry import SinkAddress, TelemetryDefaults
+from egobs.infra.binding import HostBinding
+from egobs.infra.ports import PortMap
 from egobs.resources._base import Model
 from egobs.resources.loader import load_model_file
 
@@ -54,7 +57,9 @@ __all__ = [
     "TelemetryConfig",
     "TracingConfig",
     "XdsConfig",
+    "host_binding",
     "load_config",
+    "telemetry_defaults",
 ]
 
 DEFAULT_CONTROLLER_NAME = "gateway.egobs.dev/gatewayclass-controller"
@@ -152,6 +157,9 @@ class ProxyTelemetryConfig(Model):
 
 
 class Config(Model):
+    """The whole ``egobs serve`` configuration; also what ``egobs translate -c`` and
+    ``egobs bootstrap -c`` read, so all three render the same proxies."""
+
     api_version: Literal["egobs.dev/v1alpha1"] = "egobs.dev/v1alpha1"
     kind: Literal["EgobsConfig"] = "EgobsConfig"
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
@@ -173,3 +181,19 @@ def load_config(path: str | Path) -> Config:
         str((base / q) if not Path(q).is_absolute() else Path(q)) for q in cfg.provider.file.paths
     ]
     return cfg
+
+
+def telemetry_defaults(config: Config) -> TelemetryDefaults:
+    """What every Gateway's telemetry gets where its EnvoyProxy says nothing."""
+    als = config.proxy_telemetry.access_log_sink
+    sink = SinkAddress(als.host, als.port, als.log_name) if als is not None else None
+    return TelemetryDefaults(sink=sink)
+
+
+def host_binding(config: Config) -> HostBinding:
+    """Where the proxies of this config bind their listeners."""
+    host = config.infra.host
+    return HostBinding(
+        port_map=PortMap(offset=host.port_offset, explicit=dict(host.port_map)),
+        listener_address=host.listener_address,
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import gc
 import logging
 import re
@@ -21,9 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from egobs import gatewayapi, ir
-from egobs.config import Config
+from egobs.config import Config, host_binding, telemetry_defaults
 from egobs.infra.host import ExternalInfra, HostInfra, Infra, find_envoy
-from egobs.infra.ports import PortMap
 from egobs.provider import FileProvider, ProviderEvent
 from egobs.resources import Resources
 from egobs.store import Change, Store
@@ -157,8 +155,7 @@ class ControlPlane:
         self.config = config
         self.telemetry = telemetry if telemetry is not None else telemetry_from_config(config)
         self._extra_xds_observers = tuple(xds_observers)
-        host = config.infra.host
-        self.port_map = PortMap(offset=host.port_offset, explicit=dict(host.port_map))
+        self.binding = host_binding(config)
         self.resources: Store[Resources] = Store("resources")
         self.cache = SnapshotCache()
         self.provider = FileProvider(
@@ -175,12 +172,8 @@ class ControlPlane:
         self.translations = 0
         self.last_translation_s = 0.0
         self.ready = asyncio.Event()
-        self._gatewayapi = gatewayapi.Translator(controller_name=config.gateway.controller_name)
-        als = config.proxy_telemetry.access_log_sink
-        self._access_log_sinks: tuple[ir.AccessLogSink, ...] = (
-            (ir.AccessLogSink(name="default", host=als.host, port=als.port, log_name=als.log_name),)
-            if als is not None
-            else ()
+        self._gatewayapi = gatewayapi.Translator(
+            controller_name=config.gateway.controller_name, telemetry=telemetry_defaults(config)
         )
         self._translators: dict[str, Translator] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -199,26 +192,6 @@ class ControlPlane:
         self.telemetry.provider_event(event)
         if event.errors:
             log.warning("provider: %d load error(s), last good objects kept", len(event.errors))
-
-    def _bind_gateway(self, gw: ir.Gateway) -> ir.Gateway:
-        """The Gateway as this host runs it: ports remapped, listeners on the host address,
-        access logs streamed to the configured sink."""
-        gw = self.port_map.apply_gateway(gw)
-        if self._access_log_sinks:
-            gw = dataclasses.replace(gw, access_log_sinks=self._access_log_sinks)
-        address = self.config.infra.host.listener_address
-
-        def bind(listener: Any) -> Any:
-            if listener.address == address:
-                return listener
-            return dataclasses.replace(listener, address=address)
-
-        return dataclasses.replace(
-            gw,
-            http=tuple(bind(lis) for lis in gw.http),
-            tcp=tuple(bind(lis) for lis in gw.tcp),
-            udp=tuple(bind(lis) for lis in gw.udp),
-        )
 
     def build(
         self,
@@ -261,7 +234,7 @@ class ControlPlane:
                 # with rejections merged in are copies): no need to copy 10,000 entries.
                 self.statuses = result.statuses
                 stage = "xds"
-                gateways = {name: self._bind_gateway(gw) for name, gw in result.gateways.items()}
+                gateways = {name: self.binding.gateway(gw) for name, gw in result.gateways.items()}
                 xds_s = 0.0
                 for name, gw in gateways.items():
                     translator = self._translators.setdefault(name, Translator())
@@ -276,7 +249,7 @@ class ControlPlane:
                     self.resource_sets.pop(name, None)
                     self.cache.delete(name)
                 self.gateways = gateways
-                self.proxies = dict(result.proxies)
+                self.proxies = {name: self.binding.proxy(p) for name, p in result.proxies.items()}
                 # Full GC passes over the ~10^6 long-lived objects of a large config take
                 # ~0.6 s and land on whichever change triggers them (measured with
                 # bench/converge.py); what is alive now stays alive until the next change.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from egobs.config import AccessLogSinkConfig, Config
+from egobs.gatewayapi.telemetry import DEFAULT_STATS_PORT
 
 __all__ = ["DEMO_REQUESTS", "DemoResult", "default_quickstart", "run_demo"]
 
@@ -113,13 +114,21 @@ async def wait_for_http(url: str, host: str, timeout: float = 30.0) -> None:
 
 
 def demo_config(
-    *, paths: list[str], xds_port: int = 18000, admin_port: int = 19000, port_offset: int = 10000
+    *,
+    paths: list[str],
+    xds_port: int = 18000,
+    admin_port: int = 19000,
+    port_offset: int = 10000,
+    stats_port: int = DEFAULT_STATS_PORT + 10000,
 ) -> Config:
+    """The demo's config; Envoy's stats listener (19001) is mapped to ``stats_port``
+    explicitly, so any ``port_offset`` works."""
     cfg = Config()
     cfg.provider.file.paths = paths
     cfg.xds.port = xds_port
     cfg.admin.port = admin_port
     cfg.infra.host.port_offset = port_offset
+    cfg.infra.host.port_map = {DEFAULT_STATS_PORT: stats_port}
     return cfg
 
 
@@ -164,7 +173,7 @@ async def run_demo(
         loop.add_signal_handler(sig, stop.set)
     try:
         await cp.start()
-        port = cp.port_map.map(80)
+        port = cp.binding.port_map.map(80)
         base = f"http://{cfg.infra.host.listener_address}:{port}"
         await wait_for_http(base + "/a", "www.example.com")
         results = await asyncio.to_thread(send_traffic, base)
@@ -181,7 +190,11 @@ async def run_demo(
         print(f"  control plane: {admin}/metrics  {admin}/debug/syncz  {admin}/debug/status")
         print(f"  access logs:   {access_log}  (RED metrics: {sink_metrics})")
         for name, state in _envoy_admins(cp).items():
-            print(f"  envoy {name}: {state}/stats/prometheus  {state}/config_dump")
+            print(f"  envoy {name}: admin {state}/config_dump")
+        for name, proxy in sorted(cp.proxies.items()):
+            stats = proxy.stats.prometheus
+            if stats is not None:
+                print(f"  envoy {name}: stats http://{stats.address}:{stats.port}/stats/prometheus")
         print("  resources:     edit examples/quickstart/*.yaml; changes apply live")
         if not once:
             print("\nRunning; Ctrl-C stops everything.")

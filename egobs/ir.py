@@ -19,33 +19,52 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = [
+    "AccessLog",
+    "AccessLogFormat",
     "AccessLogSink",
+    "AccessLogType",
     "AddressType",
     "AppProtocol",
+    "Attribute",
     "Certificate",
     "Cluster",
+    "ClusterStats",
     "DestinationSetting",
     "DirectResponse",
     "Endpoint",
+    "FileAccessLog",
     "Gateway",
+    "GrpcAccessLog",
     "HTTPListener",
     "HTTPRoute",
     "HeaderMatch",
     "HeaderModifier",
     "HeaderValue",
+    "MetricsServiceStatsSink",
     "Mirror",
+    "OpenTelemetryAccessLog",
+    "OpenTelemetryStatsSink",
     "PathMatch",
     "Protocol",
     "Proxy",
     "ProxyListener",
+    "ProxyStats",
     "QueryParamMatch",
     "Redirect",
     "RouteDestination",
+    "StatsListener",
+    "StatsMatch",
+    "StatsMatchType",
+    "StatsSink",
     "StringMatchType",
     "TCPListener",
     "TCPRoute",
     "TLSConfig",
+    "TelemetryCluster",
     "Timeouts",
+    "Tracing",
+    "TracingTag",
+    "TracingTagKind",
     "UDPListener",
     "UDPRoute",
     "URLRewrite",
@@ -321,18 +340,135 @@ class UDPListener:
     route: UDPRoute | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AccessLogSink:
-    """A gRPC access-log service (``egobs sink``) every HTTP and TCP listener streams to.
+# --------------------------------------------------------------------------- telemetry
 
-    ``name`` names the Envoy cluster ``egobs/als/<name>``; ``log_name`` tells the sink which
-    logger an entry came from when one sink serves several.
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """A key and a value: OTLP resource attribute, log attribute or JSON log field."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryCluster:
+    """A collector that proxies stream telemetry to: one Envoy cluster, inline endpoints.
+
+    ``name`` is the Envoy cluster name, ``telemetry/<what>/<ns>/<envoyproxy>/<i>`` (or
+    ``telemetry/egobs-sink`` for the configured sink), so it cannot clash with route
+    clusters. ``http2`` is True for gRPC (every sink but OTLP/HTTP traces).
     """
 
     name: str
-    host: str
-    port: int
-    log_name: str = "egobs"
+    endpoints: tuple[Endpoint, ...]
+    address_type: AddressType = AddressType.IP
+    http2: bool = True
+
+
+class AccessLogType(enum.StrEnum):
+    """Which HTTP connection manager events log: per request (Route) or per connection
+    without a route (Listener). ``None`` on an :class:`AccessLog` means both."""
+
+    LISTENER = "Listener"
+    ROUTE = "Route"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogFormat:
+    """Text with Envoy command operators, or a JSON object of named operators."""
+
+    text: str | None = None
+    json: tuple[Attribute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileAccessLog:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcAccessLog:
+    """Envoy's gRPC access-log service (ALS); ``http`` False logs TCP connections only."""
+
+    cluster: TelemetryCluster
+    log_name: str
+    http: bool = True
+    request_headers: tuple[str, ...] = ()
+    response_headers: tuple[str, ...] = ()
+    response_trailers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTelemetryAccessLog:
+    """OTLP/gRPC logs; the log body is the access log's format."""
+
+    cluster: TelemetryCluster
+    log_name: str
+    resource_attributes: tuple[Attribute, ...] = ()
+    headers: tuple[HeaderValue, ...] = ()
+
+
+AccessLogSink = FileAccessLog | GrpcAccessLog | OpenTelemetryAccessLog
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    """One access-log setting: which entries (``matches``, CEL, all must hold), in which
+    ``format`` (ALS sinks have their own fixed fields), to which sinks."""
+
+    name: str
+    sinks: tuple[AccessLogSink, ...]
+    format: AccessLogFormat
+    matches: tuple[str, ...] = ()
+    type: AccessLogType | None = None
+
+
+class TracingTagKind(enum.StrEnum):
+    LITERAL = "Literal"
+    ENVIRONMENT = "Environment"
+    REQUEST_HEADER = "RequestHeader"
+    FORMATTER = "Formatter"  # a value with Envoy command operators (``tags``)
+
+
+@dataclass(frozen=True, slots=True)
+class TracingTag:
+    """A span tag: a literal, an environment variable or request header (with a default),
+    or a formatter string."""
+
+    name: str
+    kind: TracingTagKind
+    value: str
+    default: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tracing:
+    """OpenTelemetry tracing on every HTTP connection manager of a Gateway.
+
+    ``http_path`` set means OTLP/HTTP to that path of ``cluster``; otherwise OTLP/gRPC.
+    ``sampling_percent`` is the share of requests without a sampling decision that start a
+    trace. Span names default to Envoy's; ``span_name_server``/``_client`` override them.
+    """
+
+    cluster: TelemetryCluster
+    service_name: str
+    sampling_percent: float = 100.0
+    http_path: str | None = None
+    authority: str | None = None
+    headers: tuple[HeaderValue, ...] = ()
+    resource_attributes: tuple[Attribute, ...] = ()
+    tags: tuple[TracingTag, ...] = ()
+    span_name_server: str | None = None
+    span_name_client: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStats:
+    """Optional per-cluster stats every cluster of a Gateway gets."""
+
+    per_endpoint: bool = False
+    request_response_sizes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,13 +476,19 @@ class Gateway:
     """The xDS IR of one Gateway: everything its proxies must serve.
 
     ``name`` is ``<ns>/<gateway>``; it is also the Envoy node cluster of its proxies.
+    Its telemetry (``access_logs``, ``tracing``, ``cluster_stats``, ``virtual_host_stats``)
+    comes from its EnvoyProxy and the control plane's defaults; what of it lives in the
+    bootstrap is on the :class:`Proxy` instead.
     """
 
     name: str
     http: tuple[HTTPListener, ...] = ()
     tcp: tuple[TCPListener, ...] = ()
     udp: tuple[UDPListener, ...] = ()
-    access_log_sinks: tuple[AccessLogSink, ...] = ()
+    access_logs: tuple[AccessLog, ...] = ()
+    tracing: Tracing | None = None
+    cluster_stats: ClusterStats = ClusterStats()
+    virtual_host_stats: bool = False
 
 
 # --------------------------------------------------------------------------- infra
@@ -362,17 +504,80 @@ class ProxyListener:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsListener:
+    """Envoy's stats in Prometheus exposition on a listener of their own (not the admin
+    port): ``GET /stats/prometheus`` on ``address:port``, gzip-compressed when asked."""
+
+    address: str
+    port: int
+    gzip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTelemetryStatsSink:
+    """Envoy's stats pushed as OTLP/gRPC metrics (``envoy.stat_sinks.open_telemetry``)."""
+
+    cluster: TelemetryCluster
+    report_counters_as_deltas: bool = False
+    report_histograms_as_deltas: bool = False
+    resource_attributes: tuple[Attribute, ...] = ()
+    headers: tuple[HeaderValue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsServiceStatsSink:
+    """Envoy's stats pushed to a gRPC metrics service (``envoy.stat_sinks.metrics_service``)."""
+
+    cluster: TelemetryCluster
+    report_counters_as_deltas: bool = False
+
+
+StatsSink = OpenTelemetryStatsSink | MetricsServiceStatsSink
+
+
+class StatsMatchType(enum.StrEnum):
+    EXACT = "Exact"
+    PREFIX = "Prefix"
+    SUFFIX = "Suffix"
+    REGEX = "RegularExpression"
+
+
+@dataclass(frozen=True, slots=True)
+class StatsMatch:
+    """One entry of the stats inclusion list; no entries means every stat."""
+
+    type: StatsMatchType
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStats:
+    """What of a proxy's telemetry lives in its bootstrap (a change restarts the proxy).
+
+    Stats sinks are there because Envoy resolves their clusters at start-up only (a CDS
+    cluster gives ``Unknown gRPC client cluster``); the inclusion list because Envoy reads
+    it once. Access logs and tracing are in the xDS IR (:class:`Gateway`) and change live.
+    """
+
+    prometheus: StatsListener | None = None
+    sinks: tuple[StatsSink, ...] = ()
+    matches: tuple[StatsMatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Proxy:
     """The infra IR of one Gateway: one Envoy deployment.
 
     ``name`` is ``<ns>/<gateway>``. ``config`` names the EnvoyProxy (``<ns>/<name>``) that
-    parametrizes it, when there is one.
+    parametrizes it, when there is one. ``stats`` is what of its telemetry the bootstrap
+    carries.
     """
 
     name: str
     gateway_class: str
     listeners: tuple[ProxyListener, ...]
     config: str | None = None
+    stats: ProxyStats = ProxyStats()
 
 
 # --------------------------------------------------------------------------- rendering

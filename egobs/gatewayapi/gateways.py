@@ -41,7 +41,8 @@ from egobs.gatewayapi.status import (
     Issue,
     join_messages,
 )
-from egobs.resources import Gateway, GatewayClass
+from egobs.gatewayapi.telemetry import CompiledTelemetry
+from egobs.resources import EnvoyProxy, Gateway, GatewayClass
 from egobs.resources.gatewayapi import LabelSelector, Listener
 
 # Every listener binds all interfaces; port remapping for unprivileged runs happens later.
@@ -69,21 +70,28 @@ def _group_kind(group: str, kind: str) -> str:
 # --------------------------------------------------------------------------- GatewayClass
 
 
+# Compiles an EnvoyProxy's telemetry (None: the defaults alone); see gatewayapi.telemetry.
+CompileTelemetry = Callable[[EnvoyProxy | None], CompiledTelemetry | Issue]
+
+
 @dataclass(eq=False)
 class ClassState:
     obj: GatewayClass
     issue: Issue | None  # why it is not accepted
     config: str | None  # "<ns>/<name>" of its EnvoyProxy
+    telemetry: CompiledTelemetry | None = None  # of its EnvoyProxy, when accepted
 
     @property
     def accepted(self) -> bool:
         return self.issue is None
 
 
-def process_class(cls: GatewayClass, index: Index) -> ClassState:
+def process_class(
+    cls: GatewayClass, index: Index, compile_telemetry: CompileTelemetry
+) -> ClassState:
     ref = cls.spec.parameters_ref
     if ref is None:
-        return ClassState(cls, None, None)
+        return _with_telemetry(ClassState(cls, None, None), None, compile_telemetry)
     if ref.group != EG_GROUP or ref.kind != "EnvoyProxy":
         return ClassState(
             cls,
@@ -100,13 +108,26 @@ def process_class(cls: GatewayClass, index: Index) -> ClassState:
             Issue(R_INVALID_PARAMETERS, "parametersRef to an EnvoyProxy must set namespace"),
             None,
         )
-    if (ref.namespace, ref.name) not in index.envoy_proxies:
+    proxy = index.envoy_proxies.get((ref.namespace, ref.name))
+    if proxy is None:
         return ClassState(
             cls,
             Issue(R_INVALID_PARAMETERS, f"EnvoyProxy {ref.namespace}/{ref.name} not found"),
             None,
         )
-    return ClassState(cls, None, f"{ref.namespace}/{ref.name}")
+    state = ClassState(cls, None, f"{ref.namespace}/{ref.name}")
+    return _with_telemetry(state, proxy, compile_telemetry)
+
+
+def _with_telemetry(
+    state: ClassState, proxy: EnvoyProxy | None, compile_telemetry: CompileTelemetry
+) -> ClassState:
+    compiled = compile_telemetry(proxy)
+    if isinstance(compiled, Issue):
+        state.issue = compiled
+    else:
+        state.telemetry = compiled
+    return state
 
 
 def class_status(state: ClassState, conds: Conditions) -> dict[str, Any]:
@@ -373,6 +394,7 @@ class GatewayState:
     accepted_issue: Issue | None = None  # rejects the whole Gateway
     address_issue: Issue | None = None
     config: str | None = None
+    telemetry: CompiledTelemetry | None = None  # set when the Gateway is accepted
 
     @property
     def valid_listeners(self) -> list[ListenerState]:
@@ -387,8 +409,12 @@ class GatewayState:
         return self.accepted and self.address_issue is None
 
 
-def process_gateway(gw: Gateway, cls: ClassState, index: Index) -> GatewayState:
-    state = GatewayState(gw, cls, f"{gw.namespace}/{gw.name}", config=cls.config)
+def process_gateway(
+    gw: Gateway, cls: ClassState, index: Index, compile_telemetry: CompileTelemetry
+) -> GatewayState:
+    state = GatewayState(
+        gw, cls, f"{gw.namespace}/{gw.name}", config=cls.config, telemetry=cls.telemetry
+    )
     if cls.issue is not None:
         state.accepted_issue = Issue(
             R_INVALID_PARAMETERS,
@@ -403,13 +429,19 @@ def process_gateway(gw: Gateway, cls: ClassState, index: Index) -> GatewayState:
                 f"infrastructure.parametersRef must point to a {EG_GROUP} EnvoyProxy, "
                 f"not {_group_kind(ref.group, ref.kind)}",
             )
-        elif (gw.namespace, ref.name) not in index.envoy_proxies:
+        elif (proxy := index.envoy_proxies.get((gw.namespace, ref.name))) is None:
             state.accepted_issue = Issue(
                 R_INVALID_PARAMETERS, f"EnvoyProxy {gw.namespace}/{ref.name} not found"
             )
         else:
             # The Gateway's own parameters replace the class's (the spec leaves merging open).
             state.config = f"{gw.namespace}/{ref.name}"
+            compiled = compile_telemetry(proxy)
+            if isinstance(compiled, Issue):
+                state.accepted_issue = compiled
+                state.telemetry = None
+            else:
+                state.telemetry = compiled
     for addr in gw.spec.addresses:
         if addr.type != "IPAddress":
             if state.accepted_issue is None:

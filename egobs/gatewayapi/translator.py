@@ -25,6 +25,7 @@ from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.l4 import L4Route, attach_l4, compile_l4, precedence
 from egobs.gatewayapi.parents import describe_dropped, parent_status, resolve_parents
 from egobs.gatewayapi.status import R_UNSUPPORTED_VALUE, Conditions, Issue, rfc3339_now
+from egobs.gatewayapi.telemetry import DEFAULT_TELEMETRY, TelemetryCompiler, TelemetryDefaults
 from egobs.resources import GRPCRoute, HTTPRoute, Resources, TLSRoute
 
 DEFAULT_CONTROLLER_NAME = "gateway.egobs.dev/gatewayclass-controller"
@@ -54,10 +55,15 @@ def translate(
     resources: Resources,
     *,
     controller_name: str = DEFAULT_CONTROLLER_NAME,
+    telemetry: TelemetryDefaults = DEFAULT_TELEMETRY,
     now: str | None = None,
 ) -> Result:
-    """Translate one consistent set of resources. Pure: same input, same output."""
-    return _Translation(resources, controller_name, now or rfc3339_now(), None).run()
+    """Translate one consistent set of resources. Pure: same input, same output.
+
+    ``telemetry`` is what the control plane adds to every Gateway's telemetry where its
+    EnvoyProxy says nothing (the egobs sink, stdout access logs, the stats listener).
+    """
+    return _Translation(resources, controller_name, telemetry, now or rfc3339_now(), None).run()
 
 
 # What compiling an HTTPRoute/GRPCRoute reads besides the route itself: backend resolution
@@ -123,8 +129,14 @@ class Translator:
     ``lastTransitionTime``: nothing about them transitioned.
     """
 
-    def __init__(self, *, controller_name: str = DEFAULT_CONTROLLER_NAME) -> None:
+    def __init__(
+        self,
+        *,
+        controller_name: str = DEFAULT_CONTROLLER_NAME,
+        telemetry: TelemetryDefaults = DEFAULT_TELEMETRY,
+    ) -> None:
         self.controller_name = controller_name
+        self.telemetry = telemetry
         self._inputs: tuple[list[Any], ...] = ()
         self._env_inputs: tuple[list[Any], ...] = ()
         self._env: object = object()
@@ -165,7 +177,7 @@ class Translator:
             if patched is not None:
                 return patched
         self._last = None
-        run = _Translation(resources, self.controller_name, now, self)
+        run = _Translation(resources, self.controller_name, self.telemetry, now, self)
         result = run.run()
         live = run.touched_routes
         if len(live) != len(self._routes):
@@ -410,7 +422,12 @@ def _entry_key(entry: tuple[tuple[Any, ...], ir.HTTPRoute]) -> tuple[Any, ...]:
 
 class _Translation:
     def __init__(
-        self, resources: Resources, controller_name: str, now: str, memo: Translator | None
+        self,
+        resources: Resources,
+        controller_name: str,
+        telemetry: TelemetryDefaults,
+        now: str,
+        memo: Translator | None,
     ) -> None:
         self.memo = memo
         self.touched_routes: set[StatusKey] = set()
@@ -428,6 +445,7 @@ class _Translation:
             index.resources = resources  # the same objects but the routes; keep it current
         self.index = index
         self.backends = Backends(self.index, resources)
+        self.telemetry = TelemetryCompiler(self.backends, telemetry)
         self.statuses: dict[StatusKey, dict[str, Any]] = {}
         self.classes: dict[str, ClassState] = {}
         self.gateways: dict[tuple[str, str], GatewayState] = {}
@@ -439,13 +457,15 @@ class _Translation:
     def run(self) -> Result:
         for cls in self.resources.gateway_classes:
             if cls.spec.controller_name == self.controller:
-                state = process_class(cls, self.index)
+                state = process_class(cls, self.index, self.telemetry.compile)
                 self.classes[cls.name] = state
                 self.statuses[("GatewayClass", "", cls.name)] = class_status(state, self.conds)
         for gw in self.resources.gateways:
             cls_state = self.classes.get(gw.spec.gateway_class_name)
             if cls_state is not None:
-                self.gateways[(gw.namespace, gw.name)] = process_gateway(gw, cls_state, self.index)
+                self.gateways[(gw.namespace, gw.name)] = process_gateway(
+                    gw, cls_state, self.index, self.telemetry.compile
+                )
         for gw_state in self.gateways.values():
             for ls in gw_state.listeners:
                 self.ordinals[id(ls)] = len(self.listeners)
@@ -647,13 +667,23 @@ class _Translation:
                 proxy_listeners.append(
                     ir.ProxyListener(ls.ir_name, ir.Protocol(ls.protocol), ls.port)
                 )
+            assert gw.telemetry is not None, "an accepted Gateway has its telemetry"
+            telemetry = gw.telemetry.for_gateway(gw.obj.namespace, gw.obj.name)
             gateways[gw.name] = ir.Gateway(
-                name=gw.name, http=tuple(http), tcp=tuple(tcp), udp=tuple(udp)
+                name=gw.name,
+                http=tuple(http),
+                tcp=tuple(tcp),
+                udp=tuple(udp),
+                access_logs=telemetry.access_logs,
+                tracing=telemetry.tracing,
+                cluster_stats=telemetry.cluster_stats,
+                virtual_host_stats=telemetry.virtual_host_stats,
             )
             proxies[gw.name] = ir.Proxy(
                 name=gw.name,
                 gateway_class=gw.cls.obj.name,
                 listeners=tuple(proxy_listeners),
                 config=gw.config,
+                stats=telemetry.stats,
             )
         return Result(gateways=gateways, proxies=proxies, statuses=self.statuses)

@@ -1,31 +1,69 @@
-"""The Envoy bootstrap every egobs proxy starts from.
+"""The Envoy bootstrap of a proxy, rendered from its infra IR.
 
-Everything a proxy serves arrives over one ADS stream from the egobs xDS server; the
-bootstrap only says who the proxy is (``node.cluster`` selects its Gateway's snapshot), where
-the xDS server is, and where the admin interface listens. It must stay small and stable:
-the host infra restarts an Envoy whenever its rendered bootstrap changes.
+Everything a proxy serves arrives over one ADS stream from the egobs xDS server. The
+bootstrap says who the proxy is (``node.cluster`` selects its Gateway's snapshot), where
+the xDS server and the admin interface are, and holds the telemetry that Envoy only reads
+at start-up (:class:`egobs.ir.ProxyStats`):
+
+* the Prometheus stats listener: ``GET /stats/prometheus`` on its own port, proxied to the
+  admin interface (which stays on loopback), optionally gzip-compressed;
+* stats sinks (OpenTelemetry, metrics service) and their clusters: Envoy resolves a stats
+  sink's gRPC cluster once, at start-up, so a CDS cluster does not do;
+* the stats inclusion list, and tag extractors for egobs's route stat names;
+* the OpenTelemetry tracer's flush settings (static runtime), so spans are not lost under
+  load (shared/notes/envoy-facts.md).
+
+The host infra restarts an Envoy whenever its rendered bootstrap changes, so what changes
+often (access logs, tracing) lives in xDS instead.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["XDS_CLUSTER", "bootstrap"]
+from google.protobuf import json_format
+
+from egobs import ir
+from egobs.xds.translate import build_telemetry_cluster
+
+__all__ = [
+    "ADMIN_CLUSTER",
+    "STATS_LISTENER",
+    "TRACER_RUNTIME",
+    "XDS_CLUSTER",
+    "bootstrap",
+]
 
 XDS_CLUSTER = "xds_cluster"
+ADMIN_CLUSTER = "egobs/admin"
+STATS_LISTENER = "egobs/stats"
 
+# The OpenTelemetry tracer flushes every 5 spans or 5 s by default: at thousands of
+# requests a second that is thousands of export calls, which overflow the telemetry
+# cluster's pending requests and lose spans (measured: shared/notes/envoy-facts.md).
+# 512 spans or 1 s delivered every span at full rate on 2 cores.
+TRACER_RUNTIME: Mapping[str, int] = {
+    "tracing.opentelemetry.min_flush_spans": 512,
+    "tracing.opentelemetry.flush_interval_ms": 1000,
+}
+
+_TYPE = "type.googleapis.com/"
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 # Envoy rejects flush intervals outside [1 ms, 300 s) at startup; fail earlier, with our name.
 _MIN_FLUSH_S = 0.001
 _MAX_FLUSH_S = 300.0
+# gzip only pays off on a full scrape (hundreds of KiB); small replies are sent as they are.
+_GZIP_MIN_BYTES = 1024
 
 
 def bootstrap(
+    proxy: ir.Proxy,
     *,
     node_id: str,
-    node_cluster: str,
     xds_host: str,
     xds_port: int,
     admin_host: str = "127.0.0.1",
@@ -34,15 +72,16 @@ def bootstrap(
     delta: bool = False,
     runtime: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An Envoy bootstrap (JSON-able dict) that takes all its resources from ADS.
+    """The bootstrap (JSON-able dict) of ``proxy``, taking all its resources from ADS.
 
-    ``node_cluster`` must be the ``<namespace>/<gateway>`` key the snapshot cache uses.
-    ``delta`` selects incremental xDS (``DELTA_GRPC``) instead of state-of-the-world.
-    ``admin_port`` 0 lets Envoy pick a free port (read it back with
-    ``--admin-address-path``). ``runtime`` fills the static runtime layer; the admin layer
+    ``proxy.name`` (``<namespace>/<gateway>``) becomes ``node.cluster``, the key the
+    snapshot cache serves. ``delta`` selects incremental xDS (``DELTA_GRPC``) instead of
+    state-of-the-world. ``admin_port`` 0 lets Envoy pick a free port (read it back with
+    ``--admin-address-path``); a proxy with a stats listener needs a real one, which the
+    listener forwards to. ``runtime`` adds to the static runtime layer; the admin layer
     after it lets ``/runtime_modify`` override those keys on a live proxy.
     """
-    if not node_id or not node_cluster:
+    if not node_id or not proxy.name:
         raise ValueError("node_id and node_cluster must be non-empty: Envoy exits without them")
     if not 1 <= xds_port <= 65535:
         raise ValueError(f"xds_port {xds_port} is outside 1..65535")
@@ -50,10 +89,19 @@ def bootstrap(
         raise ValueError(f"admin_port {admin_port} is outside 0..65535")
     if not _MIN_FLUSH_S <= stats_flush_interval_s < _MAX_FLUSH_S:
         raise ValueError(f"stats_flush_interval_s {stats_flush_interval_s} is outside [0.001, 300)")
+    stats = proxy.stats
+    if stats.prometheus is not None and admin_port == 0:
+        raise ValueError("a proxy with a stats listener needs a fixed admin_port to forward to")
     host, static_ip = _connect_host(xds_host)
-    ads_source = {"ads": {}, "resource_api_version": "V3"}
-    return {
-        "node": {"id": node_id, "cluster": node_cluster},
+    clusters: list[dict[str, Any]] = [_xds_cluster(host, static_ip, xds_port)]
+    listeners: list[dict[str, Any]] = []
+    if stats.prometheus is not None:
+        admin_ip, _ = _connect_host(admin_host)
+        clusters.append(_admin_cluster(admin_ip, admin_port))
+        listeners.append(_stats_listener(stats.prometheus))
+    clusters.extend(_cluster_dict(sink.cluster) for sink in stats.sinks)
+    out: dict[str, Any] = {
+        "node": {"id": node_id, "cluster": proxy.name},
         "admin": {"address": _socket_address(admin_host, admin_port)},
         "dynamic_resources": {
             "ads_config": {
@@ -64,51 +112,213 @@ def bootstrap(
                 "set_node_on_first_message_only": True,
                 "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
             },
-            "cds_config": dict(ads_source),
-            "lds_config": dict(ads_source),
+            "cds_config": {"ads": {}, "resource_api_version": "V3"},
+            "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
         "static_resources": {
-            "clusters": [
-                {
-                    "name": XDS_CLUSTER,
-                    # STATIC needs an IP literal; a host name is resolved (and re-resolved
-                    # when the control plane moves) with STRICT_DNS.
-                    "type": "STATIC" if static_ip else "STRICT_DNS",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": XDS_CLUSTER,
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {"endpoint": {"address": _socket_address(host, xds_port)}}
-                                ]
-                            }
-                        ],
-                    },
-                    # gRPC needs HTTP/2; without this Envoy keeps the cluster on HTTP/1.1,
-                    # never sends a request and logs nothing about it.
-                    "typed_extension_protocol_options": {
-                        _HTTP_PROTOCOL_OPTIONS: {
-                            "@type": "type.googleapis.com/" + _HTTP_PROTOCOL_OPTIONS,
-                            "explicit_http_config": {"http2_protocol_options": {}},
-                        }
-                    },
-                    # A control plane that vanishes without a FIN (host down, network cut)
-                    # is noticed and reconnected instead of leaving the stream hanging.
-                    "upstream_connection_options": {
-                        "tcp_keepalive": {"keepalive_time": 30, "keepalive_interval": 10}
-                    },
-                }
-            ]
+            "clusters": clusters,
+            **({"listeners": listeners} if listeners else {}),
         },
+        "stats_config": _stats_config(stats),
         "stats_flush_interval": _duration(stats_flush_interval_s),
         "layered_runtime": {
             "layers": [
-                {"name": "static", "static_layer": dict(runtime or {})},
+                {"name": "static", "static_layer": {**TRACER_RUNTIME, **(runtime or {})}},
                 {"name": "admin", "admin_layer": {}},
             ]
         },
     }
+    if stats.sinks:
+        out["stats_sinks"] = [_stats_sink(sink) for sink in stats.sinks]
+    return out
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+def _xds_cluster(host: str, static_ip: bool, port: int) -> dict[str, Any]:
+    return {
+        "name": XDS_CLUSTER,
+        # STATIC needs an IP literal; a host name is resolved (and re-resolved when the
+        # control plane moves) with STRICT_DNS.
+        "type": "STATIC" if static_ip else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}
+            ],
+        },
+        # gRPC needs HTTP/2; without this Envoy keeps the cluster on HTTP/1.1, never sends
+        # a request and logs nothing about it.
+        "typed_extension_protocol_options": {
+            _HTTP_PROTOCOL_OPTIONS: {
+                "@type": _TYPE + _HTTP_PROTOCOL_OPTIONS,
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        # A control plane that vanishes without a FIN (host down, network cut) is noticed
+        # and reconnected instead of leaving the stream hanging.
+        "upstream_connection_options": {
+            "tcp_keepalive": {"keepalive_time": 30, "keepalive_interval": 10}
+        },
+    }
+
+
+def _admin_cluster(host: str, port: int) -> dict[str, Any]:
+    return {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}
+            ],
+        },
+    }
+
+
+def _cluster_dict(cluster: ir.TelemetryCluster) -> dict[str, Any]:
+    # The same cluster the xDS translator builds for access logs and tracing, as JSON.
+    # (Through JSON: MessageToDict hands back OrderedDicts inside Any fields.)
+    data = json_format.MessageToJson(
+        build_telemetry_cluster(cluster), preserving_proto_field_name=True
+    )
+    out: dict[str, Any] = json.loads(data)
+    return out
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def _stats_listener(listener: ir.StatsListener) -> dict[str, Any]:
+    """A listener that serves only ``/stats/prometheus`` (from the admin interface), so
+    scrapers never reach the admin's mutating endpoints."""
+    http_filters: list[dict[str, Any]] = []
+    if listener.gzip:
+        http_filters.append(
+            {
+                "name": "envoy.filters.http.compressor",
+                "typed_config": {
+                    "@type": _TYPE + "envoy.extensions.filters.http.compressor.v3.Compressor",
+                    "response_direction_config": {
+                        "common_config": {"min_content_length": _GZIP_MIN_BYTES}
+                    },
+                    "compressor_library": {
+                        "name": "gzip",
+                        "typed_config": {
+                            "@type": _TYPE + "envoy.extensions.compression.gzip.compressor.v3.Gzip"
+                        },
+                    },
+                },
+            }
+        )
+    http_filters.append(
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": _TYPE + "envoy.extensions.filters.http.router.v3.Router"},
+        }
+    )
+    hcm = {
+        "@type": _TYPE + _HCM,
+        "stat_prefix": "egobs-stats",
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": STATS_LISTENER,
+            "virtual_hosts": [
+                {
+                    "name": "stats",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "match": {"path": "/stats/prometheus", "headers": [_method_get()]},
+                            "route": {"cluster": ADMIN_CLUSTER},
+                        },
+                        {
+                            "match": {"prefix": "/"},
+                            "direct_response": {
+                                "status": 404,
+                                "body": {"inline_string": "only GET /stats/prometheus here\n"},
+                            },
+                        },
+                    ],
+                }
+            ],
+        },
+        "http_filters": http_filters,
+    }
+    return {
+        "name": STATS_LISTENER,
+        "address": _socket_address(listener.address, listener.port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+
+
+def _method_get() -> dict[str, Any]:
+    return {"name": ":method", "string_match": {"exact": "GET"}}
+
+
+def _stats_config(stats: ir.ProxyStats) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if stats.matches:
+        patterns = [_string_matcher(m) for m in stats.matches]
+        out["stats_matcher"] = {"inclusion_list": {"patterns": patterns}}
+    return out
+
+
+def _string_matcher(match: ir.StatsMatch) -> dict[str, Any]:
+    if match.type is ir.StatsMatchType.REGEX:
+        return {"safe_regex": {"regex": match.value}}
+    key = {
+        ir.StatsMatchType.EXACT: "exact",
+        ir.StatsMatchType.PREFIX: "prefix",
+        ir.StatsMatchType.SUFFIX: "suffix",
+    }[match.type]
+    return {key: match.value}
+
+
+def _grpc_service(
+    cluster: ir.TelemetryCluster, headers: tuple[ir.HeaderValue, ...]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"envoy_grpc": {"cluster_name": cluster.name}}
+    if headers:
+        out["initial_metadata"] = [{"key": h.name.lower(), "value": h.value} for h in headers]
+    return out
+
+
+def _stats_sink(sink: ir.StatsSink) -> dict[str, Any]:
+    if isinstance(sink, ir.OpenTelemetryStatsSink):
+        config: dict[str, Any] = {
+            "@type": _TYPE + "envoy.extensions.stat_sinks.open_telemetry.v3.SinkConfig",
+            "grpc_service": _grpc_service(sink.cluster, sink.headers),
+            "report_counters_as_deltas": sink.report_counters_as_deltas,
+            "report_histograms_as_deltas": sink.report_histograms_as_deltas,
+            # Tags as attributes on the tag-extracted name: OTLP metrics with the same
+            # names and labels as the Prometheus endpoint's.
+            "emit_tags_as_attributes": True,
+            "use_tag_extracted_name": True,
+        }
+        return {"name": "envoy.stat_sinks.open_telemetry", "typed_config": config}
+    return {
+        "name": "envoy.stat_sinks.metrics_service",
+        "typed_config": {
+            "@type": _TYPE + "envoy.config.metrics.v3.MetricsServiceConfig",
+            "grpc_service": _grpc_service(sink.cluster, ()),
+            "transport_api_version": "V3",
+            "report_counters_as_deltas": sink.report_counters_as_deltas,
+            "emit_tags_as_labels": True,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def _connect_host(host: str) -> tuple[str, bool]:

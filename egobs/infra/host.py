@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -278,23 +279,25 @@ class HostInfra:
 
     # ----------------------------------------------------------------- reconciliation
 
-    def _render(self, proxy: ir.Proxy, node_id: str) -> dict[str, Any]:
+    def _render(self, proxy: ir.Proxy, node_id: str, admin_port: int) -> dict[str, Any]:
         return bootstrap(
+            proxy,
             node_id=node_id,
-            node_cluster=proxy.name,
             xds_host=self._xds_host,
             xds_port=self._xds_port,
             admin_host=_ADMIN_HOST,
-            admin_port=0,
+            admin_port=admin_port,
             stats_flush_interval_s=self._stats_flush_interval_s,
             delta=self._delta,
             runtime=self._runtime,
         )
 
     def _fingerprint(self, proxy: ir.Proxy) -> str:
-        # Rendered with a fixed node id: the real one changes with every spawn and must not
-        # by itself count as a change.
-        text = json.dumps(self._render(proxy, node_id=f"{proxy.name}/-"), sort_keys=True)
+        # Rendered with a fixed node id and admin port: the real ones change with every
+        # spawn and must not by themselves count as a change.
+        placeholder = 1 if proxy.stats.prometheus is not None else 0
+        config = self._render(proxy, node_id=f"{proxy.name}/-", admin_port=placeholder)
+        text = json.dumps(config, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _start(self, name: str, proxy: ir.Proxy, fingerprint: str) -> _Supervised:
@@ -375,7 +378,12 @@ class HostInfra:
 
     async def _spawn(self, sup: _Supervised) -> asyncio.subprocess.Process:
         node_id = f"{sup.proxy.name}/{next(self._seq)}"
-        config = self._render(sup.proxy, node_id)
+        # Without a stats listener Envoy picks its admin port itself (no window for another
+        # process to take it). The stats listener forwards to the admin port, so then the
+        # port is chosen here; should it be taken before Envoy binds it, Envoy exits and
+        # the restart picks another.
+        admin_port = _free_port() if sup.proxy.stats.prometheus is not None else 0
+        config = self._render(sup.proxy, node_id, admin_port)
         bootstrap_path = sup.dir / "bootstrap.json"
         _write_private(bootstrap_path, json.dumps(config, indent=2))
         sup.admin_file.unlink(missing_ok=True)
@@ -568,6 +576,12 @@ def _dir_name(proxy_name: str) -> str:
     if safe.replace("_", "/", 1) != proxy_name or safe.count("_") > 1:
         safe += "-" + hashlib.sha256(proxy_name.encode()).hexdigest()[:8]
     return safe
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((_ADMIN_HOST, 0))
+        return int(s.getsockname()[1])
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from egobs.resources._base import Model, PortNumber, Resource
+from egobs.resources.telemetry import ProxyTelemetry
 
 GROUP = "gateway.envoyproxy.io"
 
@@ -67,14 +68,9 @@ class Backend(Resource):
     spec: BackendSpec
 
 
-# EnvoyProxy: telemetry is translated in a later issue; its sub-structures are kept loose
-# here but every top-level spec field is named, so a typo is still an error.
-class ProxyTelemetry(Model):
-    access_log: dict[str, Any] | None = None
-    metrics: dict[str, Any] | None = None
-    tracing: dict[str, Any] | None = None
-
-
+# EnvoyProxy: ``telemetry`` is typed (egobs.resources.telemetry); the other sub-structures
+# are not translated yet and kept loose, but every top-level spec field is named, so a typo
+# is still an error.
 class EnvoyProxySpec(Model):
     provider: dict[str, Any] | None = None
     logging: dict[str, Any] | None = None

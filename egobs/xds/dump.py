@@ -18,8 +18,9 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
 from .resources import (
@@ -34,6 +35,7 @@ from .resources import (
 # The translator's modules import every message type that can sit inside an Any; the
 # JSON printer needs them registered to expand typed_config.
 from .translate import listener as _listener
+from .translate.newer_api import OTEL_ACCESS_LOG_TYPE, newer_to_dict
 
 __all__ = ["DUMP_TYPES", "config_dump", "static_bootstrap"]
 
@@ -50,17 +52,82 @@ _TYPE_URLS = {
 
 
 def _to_dict(msg: Message) -> dict[str, Any]:
-    out = _plain(json_format.MessageToDict(msg, preserving_proto_field_name=False))
+    newer: dict[str, dict[str, object]] = {}
+    if isinstance(msg, listener_pb2.Listener):
+        msg = _set_newer_aside(msg, newer)
+    elif isinstance(msg, bootstrap_pb2.Bootstrap):
+        listeners = msg.static_resources.listeners
+        swapped = [_set_newer_aside(lis, newer) for lis in listeners]
+        if any(a is not b for a, b in zip(swapped, listeners, strict=True)):
+            copy = bootstrap_pb2.Bootstrap()
+            copy.CopyFrom(msg)
+            for target, lis in zip(copy.static_resources.listeners, swapped, strict=True):
+                target.CopyFrom(lis)
+            msg = copy
+    out = _plain(json_format.MessageToDict(msg, preserving_proto_field_name=False), newer)
     assert isinstance(out, dict)
     return out
 
 
-def _plain(value: Any) -> Any:
+_PLACEHOLDER = "egobs.newerApi"
+# google.protobuf.Struct fields in what egobs builds (JSON access-log formats).
+_STRUCT_FIELDS = frozenset({"jsonFormat"})
+
+
+def _sorted(value: Any) -> Any:
+    return {k: value[k] for k in sorted(value)} if isinstance(value, dict) else value
+
+
+def _set_newer_aside(
+    listener: listener_pb2.Listener, newer: dict[str, dict[str, object]]
+) -> listener_pb2.Listener:
+    """A copy of ``listener`` whose access loggers of types xds-protos lacks (see
+    translate.newer_api) are replaced by placeholders, their data kept in ``newer``;
+    :func:`_plain` puts it back. The protobuf JSON printer cannot expand those types."""
+
+    def swap(logs: Any) -> bool:
+        swapped = False
+        for log in logs:
+            data = newer_to_dict(log.typed_config)
+            if data is not None:
+                key = str(len(newer))
+                newer[key] = data
+                log.typed_config.Pack(
+                    struct_pb2.Struct(fields={_PLACEHOLDER: struct_pb2.Value(string_value=key)})
+                )
+                swapped = True
+        return swapped
+
+    # The type URL appears verbatim in the bytes when such a logger is there at all.
+    if OTEL_ACCESS_LOG_TYPE.encode() not in listener.SerializeToString():
+        return listener
+    out = listener_pb2.Listener()
+    out.CopyFrom(listener)
+    swap(out.access_log)
+    for chain in out.filter_chains:
+        for network_filter in chain.filters:
+            for kind in (hcm_pb2.HttpConnectionManager, tcp_proxy_pb2.TcpProxy):
+                inner = kind()
+                if network_filter.typed_config.Unpack(inner):
+                    if swap(inner.access_log):
+                        network_filter.typed_config.Pack(inner, deterministic=True)
+                    break
+    return out
+
+
+def _plain(value: Any, newer: dict[str, dict[str, object]]) -> Any:
     # MessageToDict renders Any payloads as OrderedDict, which yaml.safe_dump refuses.
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        held = value.get("value")
+        if newer and isinstance(held, dict) and _PLACEHOLDER in held:
+            return newer[held[_PLACEHOLDER]]
+        return {
+            # A Struct's keys print in map order, which differs from process to process.
+            k: _sorted(v) if k in _STRUCT_FIELDS else _plain(v, newer)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [_plain(v, newer) for v in value]
     return value
 
 

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.envoy
 
 def test_demo_serves_quickstart_traffic(envoy_bin: str) -> None:
     proxy_port = free_port()
+    stats_port = free_port()
     proc = subprocess.run(
         [
             sys.executable,
@@ -31,6 +32,8 @@ def test_demo_serves_quickstart_traffic(envoy_bin: str) -> None:
             "0",
             "--sink-metrics-port",
             "0",
+            "--stats-port",
+            str(stats_port),
         ],
         capture_output=True,
         text=True,
@@ -48,3 +51,4 @@ def test_demo_serves_quickstart_traffic(envoy_bin: str) -> None:
     # Every request of the demo (6 listed + 50 split, plus readiness probes) reached the sink.
     m = re.search(r"Access logs: the sink received (\d+) entries over gRPC", out)
     assert m is not None and int(m.group(1)) >= 56, out
+    assert f"stats http://127.0.0.1:{stats_port}/stats/prometheus" in out

@@ -17,6 +17,7 @@ from e2e_helpers import GATEWAY_CLASS, Serve, request
 from testkit import pid_alive, wait_until
 from testkit import unused_port as free_port
 
+from egobs import ir
 from egobs.echo import EchoServer, start_echo_in_thread
 
 pytestmark = pytest.mark.envoy
@@ -382,8 +383,8 @@ def test_external_mode_proxy_keeps_serving_across_control_plane_restart(
     boot.write_text(
         json.dumps(
             bootstrap(
+                ir.Proxy("default/eg", "egobs", ()),
                 node_id="external-1",
-                node_cluster="default/eg",
                 xds_host="127.0.0.1",
                 xds_port=serve.xds_port,
                 admin_port=admin_port,

@@ -195,8 +195,8 @@ def test_changed_bootstrap_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             await infra.apply({"ns/gw": _proxy()})
             first = await _running(infra, "ns/gw")
 
-            def changed(**kw: Any) -> dict[str, Any]:
-                cfg = real(**kw)
+            def changed(proxy: ir.Proxy, **kw: Any) -> dict[str, Any]:
+                cfg = real(proxy, **kw)
                 cfg.setdefault("layered_runtime", {"layers": []})["layers"].append(
                     {"name": "egobs-test", "static_layer": {"egobs.test": 1}}
                 )

@@ -19,6 +19,7 @@ from testkit import unused_port as free_port
 from testkit import wait_until
 
 from egobs import ir
+from egobs.gatewayapi import SinkAddress, sink_access_log
 from egobs.xds.dump import static_bootstrap
 from egobs.xds.translate import translate
 
@@ -108,10 +109,11 @@ class SinkProc:
 
 
 def gateway_ir(
-    *, echo_port: int, http_port: int, tcp_port: int, sinks: tuple[ir.AccessLogSink, ...]
+    *, echo_port: int, http_port: int, tcp_port: int, sinks: tuple[SinkAddress, ...]
 ) -> ir.Gateway:
     """An HTTP listener (a direct response and a route to the echo backend) and a TCP
-    listener to the same backend, logging to ``sinks``."""
+    listener to the same backend, logging to the ``egobs sink`` at each of ``sinks``
+    (clusters ``telemetry/sink-<i>``)."""
     echo = ir.Cluster(
         ECHO_CLUSTER,
         ir.AppProtocol.HTTP1,
@@ -137,7 +139,8 @@ def gateway_ir(
     tcp = ir.TCPListener(
         f"{GATEWAY}/tcp", "127.0.0.1", tcp_port, (ir.TCPRoute("tcproute/default/tcp/rule/0", dest),)
     )
-    return ir.Gateway(GATEWAY, http=(http,), tcp=(tcp,), access_log_sinks=sinks)
+    logs = tuple(sink_access_log(s, name=f"sink-{i}") for i, s in enumerate(sinks))
+    return ir.Gateway(GATEWAY, http=(http,), tcp=(tcp,), access_logs=logs)
 
 
 class EnvoyProc:

@@ -24,8 +24,8 @@ from sink_helpers import (
     wait_until,
 )
 
-from egobs import ir
 from egobs.echo import EchoServer, start_echo_in_thread
+from egobs.gatewayapi import SinkAddress
 
 pytestmark = pytest.mark.envoy
 
@@ -46,7 +46,7 @@ def _start(
             echo_port=echo.port,
             http_port=free_port(),
             tcp_port=free_port(),
-            sinks=(ir.AccessLogSink("sink", "127.0.0.1", sink.port),),
+            sinks=(SinkAddress("127.0.0.1", sink.port),),
         )
         envoy = EnvoyProc(envoy_bin, tmp_path, gw)
     except BaseException:

@@ -15,21 +15,22 @@ from sink_helpers import gateway_ir
 from testkit import envoy_validate
 
 from egobs import ir
+from egobs.gatewayapi import SinkAddress
 from egobs.xds.dump import static_bootstrap
 from egobs.xds.translate import Translator, translate
 
-SINK = ir.AccessLogSink("main", "127.0.0.1", 18090)
+SINK = SinkAddress("127.0.0.1", 18090)
 
 
-def _gateway(*sinks: ir.AccessLogSink) -> ir.Gateway:
+def _gateway(*sinks: SinkAddress) -> ir.Gateway:
     return gateway_ir(echo_port=8080, http_port=10080, tcp_port=10090, sinks=sinks)
 
 
 def test_listeners_log_to_every_sink() -> None:
-    other = ir.AccessLogSink("other", "sink.example", 9000, log_name="audit")
+    other = SinkAddress("sink.example", 9000, log_name="audit")
     rs = translate(_gateway(SINK, other))
-    assert rs.clusters["egobs/als/main"].type == rs.clusters["egobs/als/main"].STATIC
-    assert rs.clusters["egobs/als/other"].type == rs.clusters["egobs/als/other"].STRICT_DNS
+    assert rs.clusters["telemetry/sink-0"].type == rs.clusters["telemetry/sink-0"].STATIC
+    assert rs.clusters["telemetry/sink-1"].type == rs.clusters["telemetry/sink-1"].STRICT_DNS
     hcm = hcm_pb2.HttpConnectionManager()
     tcp = tcp_proxy_pb2.TcpProxy()
     for listener in rs.listeners.values():
@@ -40,14 +41,14 @@ def test_listeners_log_to_every_sink() -> None:
     http_config = als_pb2.HttpGrpcAccessLogConfig()
     hcm.access_log[1].typed_config.Unpack(http_config)
     common = http_config.common_config
-    assert common.grpc_service.envoy_grpc.cluster_name == "egobs/als/other"
+    assert common.grpc_service.envoy_grpc.cluster_name == "telemetry/sink-1"
     assert common.log_name == "audit"
     assert "authorization" in http_config.additional_request_headers_to_log
 
 
 def test_no_sinks_no_access_logs() -> None:
     rs = translate(_gateway())
-    assert not any(name.startswith("egobs/als/") for name in rs.clusters)
+    assert not any(name.startswith("telemetry/") for name in rs.clusters)
     assert "access_log" not in json.dumps(static_bootstrap(rs))
     assert "accessLog" not in json.dumps(static_bootstrap(rs))
 
@@ -56,7 +57,7 @@ def test_retranslation_reuses_the_sink_cluster() -> None:
     translator = Translator()
     first = translator.translate(_gateway(SINK))
     second = translator.translate(_gateway(SINK))
-    assert second.clusters["egobs/als/main"] is first.clusters["egobs/als/main"]
+    assert second.clusters["telemetry/sink-0"] is first.clusters["telemetry/sink-0"]
     assert second.listeners == first.listeners
 
 

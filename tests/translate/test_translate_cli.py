@@ -12,6 +12,7 @@ from testkit import envoy_validate
 
 from egobs import gatewayapi
 from egobs.cli import EXIT_LOAD_ERROR, dump_yaml, main
+from egobs.infra.bootstrap import bootstrap
 from egobs.resources import load_paths
 from egobs.xds.dump import config_dump, static_bootstrap
 from egobs.xds.translate import translate as translate_xds
@@ -36,7 +37,15 @@ def test_quickstart_xds_output() -> None:
     assert {"listeners", "routes", "clusters", "endpoints"} <= set(dump)
     assert dump["listeners"][0]["@type"].endswith("envoy.config.listener.v3.Listener")
     clusters = {c["name"] for c in dump["clusters"]}
-    assert clusters == {"service/default/echo-a/8080", "service/default/echo-b/8080"}
+    # What `egobs serve` with the default config serves: the egobs sink's cluster too, and
+    # the listeners bound to infra.host.listenerAddress.
+    assert clusters == {
+        "service/default/echo-a/8080",
+        "service/default/echo-b/8080",
+        "telemetry/egobs-sink",
+    }
+    address = dump["listeners"][0]["address"]["socketAddress"]
+    assert address == {"address": "127.0.0.1", "portValue": 80}
     names = [r["name"] for rc in dump["routes"] for vh in rc["virtualHosts"] for r in vh["routes"]]
     assert "httproute/default/echo/rule/0/match/0" in names
 
@@ -102,6 +111,67 @@ def test_golden_xds(case: Path, update_golden: bool) -> None:
         if not update_golden:
             pytest.fail(f"golden {golden.name} was missing; written — review and commit it")
     assert text == golden.read_text()
+
+
+def _bootstraps_for(path: Path) -> dict[str, dict[str, object]]:
+    """Each proxy's bootstrap, as `egobs translate --to bootstrap` renders it."""
+    result = gatewayapi.translate(load_paths([path]), now=NOW)
+    return {
+        name: bootstrap(proxy, node_id=name, xds_host="127.0.0.1", xds_port=18000, admin_port=19000)
+        for name, proxy in sorted(result.proxies.items())
+    }
+
+
+@pytest.mark.parametrize("case", GOLDEN_INPUTS, ids=lambda p: p.name.removesuffix(".in.yaml"))
+def test_golden_bootstrap(case: Path, update_golden: bool) -> None:
+    """The bootstrap of each proxy a golden input produces (stats listener, stats sinks,
+    inclusion list, tracer runtime), compared to its golden file."""
+    text = dump_yaml(_bootstraps_for(case))
+    golden = XDS_GOLDEN / case.name.replace(".in.yaml", ".bootstrap.yaml")
+    if update_golden or not golden.exists():
+        golden.write_text(text)
+        if not update_golden:
+            pytest.fail(f"golden {golden.name} was missing; written — review and commit it")
+    assert text == golden.read_text()
+
+
+@pytest.mark.envoy
+def test_every_golden_bootstrap_is_accepted_by_envoy(envoy_bin: str, tmp_path: Path) -> None:
+    """Every golden bootstrap passes `envoy --mode validate` (no deprecated fields either)."""
+    checked = 0
+    failures = []
+    for case in [*GOLDEN_INPUTS, QUICKSTART]:
+        for name, config in _bootstraps_for(case).items():
+            path = tmp_path / f"{case.name}-{name.replace('/', '_')}.bootstrap.json"
+            path.write_text(json.dumps(config))
+            problem = envoy_validate(envoy_bin, path)
+            checked += 1
+            if problem is not None:
+                failures.append(f"{case.name} {name}: {problem}")
+    assert not failures, "\n".join(failures)
+    assert checked >= len(GOLDEN_INPUTS)
+
+
+def test_translate_to_bootstrap_is_what_bootstrap_prints() -> None:
+    """`translate --to bootstrap` and `egobs bootstrap` render the same config (with the
+    same node id), and both carry the stats listener of the default telemetry."""
+    code, out, err = _run("translate", "-f", str(QUICKSTART), "--to", "bootstrap", "-o", "json")
+    assert code == 0, err
+    rendered = json.loads(out)["bootstrap"]["default/eg"]
+    code, out, err = _run(
+        "bootstrap", "--gateway", "default/eg", "-f", str(QUICKSTART), "--node-id", "default/eg"
+    )
+    assert code == 0, err
+    assert json.loads(out) == rendered
+    assert "--ignore-unknown-dynamic-fields" in err
+    (listener,) = rendered["static_resources"]["listeners"]
+    assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 19001}
+
+
+def test_bootstrap_of_an_unknown_gateway_exits_2() -> None:
+    code, _, err = _run("bootstrap", "--gateway", "default/nope", "-f", str(QUICKSTART))
+    assert code == EXIT_LOAD_ERROR
+    assert "default/nope is not programmed by egobs (programmed: default/eg)" in err
 
 
 @pytest.mark.envoy

@@ -162,11 +162,11 @@ def test_route_configuration_has_one_vhost_per_hostname(rs: ResourceSet) -> None
     config = rs.routes["default/eg/http"]
     assert config.ignore_port_in_host_matching is True
     assert [(v.name, list(v.domains)) for v in config.virtual_hosts] == [
-        ("default/eg/http/app.example.com", ["app.example.com"]),
-        ("default/eg/http/wildcard.example.com", ["*.example.com"]),
+        ("default/eg/http/app_example_com", ["app.example.com"]),
+        ("default/eg/http/wildcard_example_com", ["*.example.com"]),
         ("default/eg/http/wildcard", ["*"]),
-        ("default/eg/http/www.example.com", ["www.example.com"]),
-        ("default/eg/http/grpc.example.com", ["grpc.example.com"]),
+        ("default/eg/http/www_example_com", ["www.example.com"]),
+        ("default/eg/http/grpc_example_com", ["grpc.example.com"]),
     ]
     # IR order is kept inside a virtual host.
     wildcard = config.virtual_hosts[1]

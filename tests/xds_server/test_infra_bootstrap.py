@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from testkit import envoy_binary, envoy_validate
 
-from egobs.infra.bootstrap import XDS_CLUSTER, bootstrap
+from egobs import ir
+from egobs.infra.bootstrap import TRACER_RUNTIME, XDS_CLUSTER, bootstrap
 
 
 @pytest.fixture
@@ -17,16 +18,16 @@ def envoy_bin() -> str:
     return envoy_binary()
 
 
-def render(**overrides: Any) -> dict[str, Any]:
+def render(*, node_cluster: str = "default/gw", **overrides: Any) -> dict[str, Any]:
+    """A bootstrap of a proxy without bootstrap telemetry (no stats listener or sinks)."""
     args: dict[str, Any] = {
         "node_id": "envoy-1",
-        "node_cluster": "default/gw",
         "xds_host": "127.0.0.1",
         "xds_port": 18000,
         "admin_port": 19000,
     }
     args.update(overrides)
-    return bootstrap(**args)
+    return bootstrap(ir.Proxy(node_cluster, "egobs", ()), **args)
 
 
 def test_shape() -> None:
@@ -48,7 +49,7 @@ def test_shape() -> None:
     assert b["stats_flush_interval"] == "5.000s"
     layers = b["layered_runtime"]["layers"]
     assert layers == [
-        {"name": "static", "static_layer": {}},
+        {"name": "static", "static_layer": dict(TRACER_RUNTIME)},
         {"name": "admin", "admin_layer": {}},
     ]
     json.dumps(b)  # JSON-able
@@ -58,7 +59,7 @@ def test_options() -> None:
     b = render(delta=True, stats_flush_interval_s=0.25, runtime={"a.b": 1}, admin_port=0)
     assert b["dynamic_resources"]["ads_config"]["api_type"] == "DELTA_GRPC"
     assert b["stats_flush_interval"] == "0.250s"
-    assert b["layered_runtime"]["layers"][0]["static_layer"] == {"a.b": 1}
+    assert b["layered_runtime"]["layers"][0]["static_layer"] == {**TRACER_RUNTIME, "a.b": 1}
     assert b["admin"]["address"]["socket_address"]["port_value"] == 0
 
 

@@ -119,8 +119,8 @@ def start_proxy(
 ) -> Envoy:
     return start(
         bootstrap(
+            ir.Proxy(GW, "egobs", ()),
             node_id="e2e-1",
-            node_cluster=GW,
             xds_host="127.0.0.1",
             xds_port=server.port,
             admin_port=0,

@@ -35,3 +35,15 @@ def set_seconds(duration: duration_pb2.Duration, seconds: float) -> None:
     whole = int(seconds)
     duration.seconds = whole
     duration.nanos = round((seconds - whole) * 1e9)
+
+
+def stat_safe(name: str) -> str:
+    """``name`` as one component of an Envoy stat name.
+
+    Envoy splits stat names at dots and its tag extractors take the text up to the next dot
+    as a tag's value (``^cluster\\.((.+?)\\.)`` for the cluster name), so a dot inside a
+    name would cut the tag short and mix the rest into the metric name (Envoy Gateway
+    #9576). Dots become underscores, which no Kubernetes name or hostname contains, so two
+    names never map to one stat name. Slashes survive into Prometheus labels as they are.
+    """
+    return name.replace(".", "_")

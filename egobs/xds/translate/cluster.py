@@ -8,7 +8,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from egobs import ir
 
-from ._common import BLACKHOLE_CLUSTER, pack, set_ads
+from ._common import BLACKHOLE_CLUSTER, pack, set_ads, stat_safe
 
 __all__ = ["HTTP2_OPTIONS", "HTTP_PROTOCOL_OPTIONS", "build_blackhole_cluster", "build_cluster"]
 
@@ -29,6 +29,9 @@ HTTP2_OPTIONS = pack(_http2_options())
 def _base(name: str) -> cluster_pb2.Cluster:
     out = cluster_pb2.Cluster(name=name, lb_policy=cluster_pb2.Cluster.ROUND_ROBIN)
     out.connect_timeout.seconds = _CONNECT_TIMEOUT_S
+    stat_name = stat_safe(name)
+    if stat_name != name:
+        out.alt_stat_name = stat_name
     return out
 
 
@@ -51,15 +54,23 @@ def _load_assignment(
     return out
 
 
+_NO_CLUSTER_STATS = ir.ClusterStats()
+
+
 def build_cluster(
-    cluster: ir.Cluster,
+    cluster: ir.Cluster, *, stats: ir.ClusterStats = _NO_CLUSTER_STATS
 ) -> tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment | None]:
     """The Cluster and, for IP clusters, the ClusterLoadAssignment served over EDS.
 
     IP endpoints go through EDS so that an endpoint change replaces only the assignment;
-    DNS names and unix sockets cannot be EDS endpoints and stay inline.
+    DNS names and unix sockets cannot be EDS endpoints and stay inline. ``stats`` turns on
+    Envoy's optional per-endpoint and request/response size stats.
     """
     out = _base(cluster.name)
+    if stats.per_endpoint:
+        out.track_cluster_stats.per_endpoint_stats = True
+    if stats.request_response_sizes:
+        out.track_cluster_stats.request_response_sizes = True
     assignment = None
     if cluster.address_type is ir.AddressType.IP:
         out.type = cluster_pb2.Cluster.EDS

@@ -26,7 +26,8 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from egobs import ir
 
 from ._common import BLACKHOLE_CLUSTER, pack, set_ads
-from .accesslog import http_access_logs, tcp_access_logs
+from .accesslog import http_access_logs, listener_access_logs, tcp_access_logs
+from .tracing import build_tracing
 
 __all__ = [
     "HCM_FILTER",
@@ -92,7 +93,8 @@ class ListenerPlan:
     address: str
     port: int
     chains: tuple[HTTPChain | TCPChain, ...]
-    access_log_sinks: tuple[ir.AccessLogSink, ...] = ()
+    access_logs: tuple[ir.AccessLog, ...] = ()
+    tracing: ir.Tracing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +193,9 @@ def plan(gateway: ir.Gateway) -> Plan:
             _plan_udp(out, group, port)
         else:
             _plan_stream(out, group, port)
-    if gateway.access_log_sinks:
+    if gateway.access_logs or gateway.tracing is not None:
         out.listeners = [
-            dataclasses.replace(lp, access_log_sinks=gateway.access_log_sinks)
+            dataclasses.replace(lp, access_logs=gateway.access_logs, tracing=gateway.tracing)
             if isinstance(lp, ListenerPlan)
             else lp
             for lp in out.listeners
@@ -290,13 +292,14 @@ def build_listener(p: ListenerPlan | UDPListenerPlan) -> listener_pb2.Listener:
         network_filter = chain.filters.add()
         if isinstance(c, HTTPChain):
             network_filter.name = HCM_FILTER
-            network_filter.typed_config.Pack(_hcm(c, p.access_log_sinks), deterministic=True)
+            network_filter.typed_config.Pack(_hcm(c, p), deterministic=True)
             if c.tls is not None:
                 chain.transport_socket.name = TLS_TRANSPORT_SOCKET
                 chain.transport_socket.typed_config.Pack(_downstream_tls(c.tls), deterministic=True)
         else:
             network_filter.name = TCP_PROXY_FILTER
-            network_filter.typed_config.Pack(_tcp_proxy(c, p.access_log_sinks), deterministic=True)
+            network_filter.typed_config.Pack(_tcp_proxy(c, p.access_logs), deterministic=True)
+    out.access_log.extend(listener_access_logs(p.access_logs))
     return out
 
 
@@ -304,9 +307,7 @@ def _is_tls(chain: HTTPChain | TCPChain) -> bool:
     return isinstance(chain, HTTPChain) and chain.tls is not None
 
 
-def _hcm(
-    chain: HTTPChain, sinks: tuple[ir.AccessLogSink, ...] = ()
-) -> hcm_pb2.HttpConnectionManager:
+def _hcm(chain: HTTPChain, p: ListenerPlan) -> hcm_pb2.HttpConnectionManager:
     out = hcm_pb2.HttpConnectionManager(
         stat_prefix=chain.stat_prefix,
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
@@ -321,7 +322,9 @@ def _hcm(
     router = out.http_filters.add()
     router.name = ROUTER_FILTER
     router.typed_config.CopyFrom(_ROUTER)
-    out.access_log.extend(http_access_logs(sinks))
+    out.access_log.extend(http_access_logs(p.access_logs))
+    if p.tracing is not None:
+        out.tracing.CopyFrom(build_tracing(p.tracing))
     return out
 
 
@@ -336,14 +339,14 @@ def _downstream_tls(tls: TLSPlan) -> tls_pb2.DownstreamTlsContext:
     return out
 
 
-def _tcp_proxy(chain: TCPChain, sinks: tuple[ir.AccessLogSink, ...] = ()) -> tcp_proxy_pb2.TcpProxy:
+def _tcp_proxy(chain: TCPChain, logs: tuple[ir.AccessLog, ...]) -> tcp_proxy_pb2.TcpProxy:
     out = tcp_proxy_pb2.TcpProxy(stat_prefix=chain.stat_prefix)
     if len(chain.clusters) == 1:
         out.cluster = chain.clusters[0][0]
     else:
         for name, weight in chain.clusters:
             out.weighted_clusters.clusters.add(name=name, weight=weight)
-    out.access_log.extend(tcp_access_logs(sinks))
+    out.access_log.extend(tcp_access_logs(logs))
     return out
 
 

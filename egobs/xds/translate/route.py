@@ -19,7 +19,7 @@ from envoy.type.v3 import percent_pb2
 
 from egobs import ir
 
-from ._common import set_seconds
+from ._common import set_seconds, stat_safe
 
 __all__ = [
     "build_route_configuration",
@@ -50,7 +50,16 @@ def invalid_share_runtime_key(route_name: str) -> str:
 
 
 def virtual_host_name(route_config_name: str, hostname: str) -> str:
-    return f"{route_config_name}/{hostname.replace('*', 'wildcard')}"
+    # Also the virtual host's stat name (``envoy_virtual_host`` label): no dots (stat_safe).
+    return stat_safe(f"{route_config_name}/{hostname.replace('*', 'wildcard')}")
+
+
+def route_stat_prefix(route_name: str) -> str:
+    """The stat prefix of an IR route: its rule (``httproute/<ns>/<name>/rule/<i>``), so
+    Envoy counts each rule's upstream requests under ``envoy_route`` (matches of one rule
+    share the counters); dot-free, see stat_safe."""
+    rule, _, _ = route_name.partition("/match/")
+    return stat_safe(rule)
 
 
 def build_routes(route: ir.HTTPRoute) -> tuple[rc.Route, ...]:
@@ -60,7 +69,7 @@ def build_routes(route: ir.HTTPRoute) -> tuple[rc.Route, ...]:
     HTTP 500. Envoy has no weighted direct response, so the route is preceded by a copy
     that matches only that fraction of requests (``runtime_fraction``) and answers 500.
     """
-    out = rc.Route(name=route.name)
+    out = rc.Route(name=route.name, stat_prefix=route_stat_prefix(route.name))
     _set_match(out.match, route)
     if route.request_headers is not None:
         _set_header_modifier(
@@ -310,9 +319,17 @@ def _set_timeouts(action: rc.RouteAction, timeouts: ir.Timeouts) -> None:
 # --------------------------------------------------------------------------- containers
 
 
-def build_virtual_host(name: str, hostname: str, routes: Iterable[rc.Route]) -> rc.VirtualHost:
+def build_virtual_host(
+    name: str, hostname: str, routes: Iterable[rc.Route], *, stats: bool = False
+) -> rc.VirtualHost:
+    """A virtual host; ``stats`` adds a virtual cluster over all of its requests, which is
+    how Envoy counts upstream requests per virtual host (``envoy_virtual_cluster``)."""
     out = rc.VirtualHost(name=name, domains=[hostname or "*"])
     out.routes.extend(routes)
+    if stats:
+        cluster = out.virtual_clusters.add(name=stat_safe(hostname or "*"))
+        header = cluster.headers.add(name=":method")
+        header.present_match = True
     return out
 
 

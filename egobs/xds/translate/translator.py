@@ -18,7 +18,7 @@ from egobs import ir
 from ..resources import ResourceSet
 from . import listener as _listener
 from ._common import BLACKHOLE_CLUSTER
-from .accesslog import build_access_log_cluster
+from .accesslog import build_telemetry_cluster, telemetry_clusters
 from .cluster import build_blackhole_cluster, build_cluster
 from .route import build_route_configuration, build_routes, build_virtual_host, virtual_host_name
 from .secret import build_secret
@@ -62,6 +62,8 @@ class _Cache:
         tuple[Any, ...], tuple[route_pb2.RouteConfiguration, list[rc.VirtualHost]]
     ] = field(default_factory=dict)
     clusters: dict[ir.Cluster, _ClusterPair] = field(default_factory=dict)
+    cluster_stats: ir.ClusterStats = field(default_factory=ir.ClusterStats)
+    virtual_host_stats: bool = False
     blackhole: cluster_pb2.Cluster | None = None
     listeners: dict[_listener.ListenerPlan | _listener.UDPListenerPlan, listener_pb2.Listener] = (
         field(default_factory=dict)
@@ -92,7 +94,9 @@ class Translator:
 
     def translate(self, gateway: ir.Gateway) -> ResourceSet:
         old = self._caches.get(gateway.name) or _Cache()
-        new = _Cache()
+        new = _Cache(virtual_host_stats=gateway.virtual_host_stats)
+        if old.virtual_host_stats != new.virtual_host_stats:
+            old = _Cache()  # every virtual host changes; nothing route-level is kept either
         stats: Counter[str] = Counter()
         p = _listener.plan(gateway)
 
@@ -110,10 +114,15 @@ class Translator:
 
         cluster_msgs: dict[str, cluster_pb2.Cluster] = {}
         assignments: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
+        new.cluster_stats = gateway.cluster_stats
+        if old.cluster_stats != new.cluster_stats:
+            old.clusters = {}  # every cluster carries the stats options
         for name, cluster in clusters.items():
             pair = old.clusters.pop(cluster, None)
             if pair is None:
-                pair = new.clusters.get(cluster) or build_cluster(cluster)
+                pair = new.clusters.get(cluster) or build_cluster(
+                    cluster, stats=gateway.cluster_stats
+                )
                 stats["clusters_built"] += 1
             else:
                 stats["clusters_reused"] += 1
@@ -124,9 +133,8 @@ class Translator:
         if p.blackhole:
             new.blackhole = old.blackhole or build_blackhole_cluster()
             cluster_msgs[BLACKHOLE_CLUSTER] = new.blackhole
-        for sink in gateway.access_log_sinks:
-            als = build_access_log_cluster(sink)
-            cluster_msgs[als.name] = als
+        for telemetry in telemetry_clusters(gateway):
+            cluster_msgs[telemetry.name] = build_telemetry_cluster(telemetry)
 
         listeners: dict[str, listener_pb2.Listener] = {}
         for lp in p.listeners:
@@ -221,7 +229,9 @@ class Translator:
             state = (
                 plan
                 if isinstance(plan, _VhostState)
-                else _rebuild(plan, vhost_name, hostname, routes, found, stats)
+                else _rebuild(
+                    plan, vhost_name, hostname, routes, found, stats, new.virtual_host_stats
+                )
             )
             new.vhosts[(name, hostname)] = state
             # Hosts in order, each host's clusters in first-use order: the same first-use
@@ -310,6 +320,7 @@ def _rebuild(
     routes: list[ir.HTTPRoute],
     found: dict[int, _RouteMsgs],
     stats: Counter[str],
+    stats_on: bool,
 ) -> _VhostState:
     route_map = plan.route_map
     route_msgs: list[rc.Route] = []
@@ -331,7 +342,7 @@ def _rebuild(
         message = last.message  # equal IR rebuilt: the very same messages
         stats["vhosts_reused"] += 1
     else:
-        message = build_virtual_host(vhost_name, hostname, route_msgs)
+        message = build_virtual_host(vhost_name, hostname, route_msgs, stats=stats_on)
         stats["vhosts_built"] += 1
     return _VhostState(plan.ir_ids, route_map, host_clusters, message_ids, message)
 

@@ -1,0 +1,62 @@
+"""Where a host's proxies bind: the listener address and port map applied to the IR.
+
+A Gateway's listeners bind ``0.0.0.0`` on the ports it declares. A development host
+usually wants neither: :class:`HostBinding` moves every listener (and the stats listener)
+to one address and through a :class:`~egobs.infra.ports.PortMap`, as the last step of
+translation. ``egobs serve`` and ``egobs translate`` apply the same binding from the same
+config, so what one prints is what the other serves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TypeVar
+
+from egobs import ir
+from egobs.infra.ports import PortMap
+
+__all__ = ["HostBinding"]
+
+_L = TypeVar("_L", ir.HTTPListener, ir.TCPListener, ir.UDPListener)
+
+
+@dataclass(frozen=True, slots=True)
+class HostBinding:
+    """Binds listeners to ``listener_address`` (None: as declared) through ``port_map``."""
+
+    port_map: PortMap = dataclasses.field(default_factory=PortMap)
+    listener_address: str | None = None
+
+    def gateway(self, gw: ir.Gateway) -> ir.Gateway:
+        """``gw`` with ports mapped and listeners on the address; the same object when
+        nothing changes, so the xDS translator's caches keep hitting."""
+        gw = self.port_map.apply_gateway(gw)
+        http = self._bind(gw.http)
+        tcp = self._bind(gw.tcp)
+        udp = self._bind(gw.udp)
+        if http is gw.http and tcp is gw.tcp and udp is gw.udp:
+            return gw
+        return dataclasses.replace(gw, http=http, tcp=tcp, udp=udp)
+
+    def proxy(self, proxy: ir.Proxy) -> ir.Proxy:
+        """``proxy`` with its stats listener mapped and bound.
+
+        Its Gateway listeners keep their declared ports: the infra IR says what the Gateway
+        asked for, and :meth:`gateway` is what the proxy binds.
+        """
+        stats = proxy.stats.prometheus
+        if stats is None:
+            return proxy
+        address = self.listener_address or stats.address
+        port = self.port_map.map(stats.port)
+        if (address, port) == (stats.address, stats.port):
+            return proxy
+        bound = dataclasses.replace(stats, address=address, port=port)
+        return dataclasses.replace(proxy, stats=dataclasses.replace(proxy.stats, prometheus=bound))
+
+    def _bind(self, listeners: tuple[_L, ...]) -> tuple[_L, ...]:
+        address = self.listener_address
+        if address is None or all(lis.address == address for lis in listeners):
+            return listeners
+        return tuple(dataclasses.replace(lis, address=address) for lis in listeners)
