@@ -415,11 +415,13 @@ AccessLogSink = FileAccessLog | GrpcAccessLog | OpenTelemetryAccessLog
 @dataclass(frozen=True, slots=True)
 class AccessLog:
     """One access-log setting: which entries (``matches``, CEL, all must hold), in which
-    ``format`` (ALS sinks have their own fixed fields), to which sinks."""
+    ``format``, to which sinks. ``format`` None is each sink's default: JSON lines with the
+    fields an operator needs for files, a one-line text body for OTLP; ALS sinks have their
+    own fixed fields."""
 
     name: str
     sinks: tuple[AccessLogSink, ...]
-    format: AccessLogFormat
+    format: AccessLogFormat | None = None
     matches: tuple[str, ...] = ()
     type: AccessLogType | None = None
 

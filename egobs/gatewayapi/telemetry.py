@@ -11,7 +11,8 @@ service name).
 What the defaults add when the EnvoyProxy says nothing (or there is none):
 
 * access logs: a JSON line per request to ``/dev/stdout`` with the fields an operator
-  needs (:data:`DEFAULT_JSON_FIELDS`), plus the configured ``egobs sink`` over gRPC ALS;
+  needs (the xDS translator's default format), plus the configured ``egobs sink`` over
+  gRPC ALS;
 * metrics: the Prometheus stats listener on port 19001 (mapped like listener ports);
 * tracing: none.
 """
@@ -41,7 +42,6 @@ from egobs.resources.telemetry import (
 )
 
 __all__ = [
-    "DEFAULT_JSON_FIELDS",
     "DEFAULT_STATS_PORT",
     "DEFAULT_TELEMETRY",
     "SINK_REQUEST_HEADERS",
@@ -55,42 +55,6 @@ __all__ = [
 ]
 
 DEFAULT_STATS_PORT = 19001  # Envoy Gateway's
-
-# The JSON access-log fields when a setting gives no format: what an operator reaches for
-# first when a request went wrong, and the ids that join the line to its trace and to the
-# upstream's logs.
-DEFAULT_JSON_FIELDS: tuple[ir.Attribute, ...] = tuple(
-    ir.Attribute(k, v)
-    for k, v in (
-        ("start_time", "%START_TIME%"),
-        ("method", "%REQ(:METHOD)%"),
-        ("path", "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"),
-        ("authority", "%REQ(:AUTHORITY)%"),
-        ("protocol", "%PROTOCOL%"),
-        ("response_code", "%RESPONSE_CODE%"),
-        ("response_flags", "%RESPONSE_FLAGS%"),
-        ("response_code_details", "%RESPONSE_CODE_DETAILS%"),
-        ("connection_termination_details", "%CONNECTION_TERMINATION_DETAILS%"),
-        ("upstream_transport_failure_reason", "%UPSTREAM_TRANSPORT_FAILURE_REASON%"),
-        ("bytes_received", "%BYTES_RECEIVED%"),
-        ("bytes_sent", "%BYTES_SENT%"),
-        ("duration_ms", "%DURATION%"),
-        ("upstream_service_time_ms", "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%"),
-        ("x_forwarded_for", "%REQ(X-FORWARDED-FOR)%"),
-        ("user_agent", "%REQ(USER-AGENT)%"),
-        ("request_id", "%REQ(X-REQUEST-ID)%"),
-        ("upstream_cluster", "%UPSTREAM_CLUSTER%"),
-        ("upstream_host", "%UPSTREAM_HOST%"),
-        ("upstream_local_address", "%UPSTREAM_LOCAL_ADDRESS%"),
-        ("downstream_local_address", "%DOWNSTREAM_LOCAL_ADDRESS%"),
-        ("downstream_remote_address", "%DOWNSTREAM_REMOTE_ADDRESS%"),
-        ("requested_server_name", "%REQUESTED_SERVER_NAME%"),
-        ("route_name", "%ROUTE_NAME%"),
-        ("trace_id", "%TRACE_ID%"),
-    )
-)
-
-_DEFAULT_FORMAT = ir.AccessLogFormat(json=DEFAULT_JSON_FIELDS)
 
 # What the egobs sink gets besides the ALS entry's own fields. Credentials are sent so the
 # sink can show that a request carried them; the sink redacts them.
@@ -165,7 +129,7 @@ def sink_access_log(sink: SinkAddress, *, name: str = "egobs-sink") -> ir.Access
         request_headers=SINK_REQUEST_HEADERS,
         response_headers=SINK_RESPONSE_HEADERS,
     )
-    return ir.AccessLog(f"default/{name}", (als,), _DEFAULT_FORMAT)
+    return ir.AccessLog(f"default/{name}", (als,))
 
 
 class TelemetryCompiler:
@@ -230,9 +194,7 @@ class _Compile:
     def _default_access_logs(self) -> tuple[ir.AccessLog, ...]:
         out = []
         if self.defaults.stdout_access_log:
-            out.append(
-                ir.AccessLog("default/stdout", (ir.FileAccessLog("/dev/stdout"),), _DEFAULT_FORMAT)
-            )
+            out.append(ir.AccessLog("default/stdout", (ir.FileAccessLog("/dev/stdout"),)))
         if self.defaults.sink is not None:
             out.append(sink_access_log(self.defaults.sink))
         return tuple(out)
@@ -420,9 +382,9 @@ def _cluster(name: str, host: str, port: int, *, http2: bool) -> ir.TelemetryClu
     return ir.TelemetryCluster(name, (ir.Endpoint(host, port),), address_type, http2=http2)
 
 
-def _format(fmt: ProxyAccessLogFormat | None) -> ir.AccessLogFormat:
+def _format(fmt: ProxyAccessLogFormat | None) -> ir.AccessLogFormat | None:
     if fmt is None:
-        return _DEFAULT_FORMAT
+        return None
     if fmt.json_fields is not None and fmt.type != "Text":
         return ir.AccessLogFormat(json=_attributes(fmt.json_fields))
     return ir.AccessLogFormat(text=fmt.text)

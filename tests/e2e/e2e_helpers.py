@@ -75,7 +75,10 @@ class Serve:
         self.resources.mkdir(exist_ok=True)
         self.xds_port = xds_port or free_port()
         self.admin_port = free_port()
-        self.port_map = port_map or {}
+        # Envoy's stats listener (19001 by default) gets a free port too, so tests never
+        # collide on it; a test's own port_map wins.
+        self.stats_port = free_port()
+        self.port_map = {19001: self.stats_port, **(port_map or {})}
         self.log_path = tmp / f"serve-{self.xds_port}.log"
         self.config = tmp / "egobs.yaml"
         self.config.write_text(

@@ -190,3 +190,29 @@ def test_every_golden_xds_is_accepted_by_envoy(envoy_bin: str, tmp_path: Path) -
                 failures.append(f"{case.name} {name}: {problem}")
     assert not failures, "\n".join(failures)
     assert checked >= 1
+
+
+@pytest.mark.envoy
+def test_telemetry_example_is_accepted_by_envoy(envoy_bin: str, tmp_path: Path) -> None:
+    """The README's EnvoyProxy (examples/telemetry, with the quickstart): its Gateway is
+    programmed, and its xDS and bootstrap pass `envoy --mode validate`."""
+    example = REPO / "examples" / "telemetry"
+    result = gatewayapi.translate(load_paths([QUICKSTART, example]), now=NOW)
+    assert set(result.gateways) == {"default/eg", "default/observed"}
+    observed = result.gateways["default/observed"]
+    assert observed.tracing is not None and observed.tracing.http_path == "/v1/traces"
+    assert len(observed.access_logs) == 3
+    proxy = result.proxies["default/observed"]
+    assert proxy.stats.prometheus is not None and proxy.stats.prometheus.gzip
+    xds = tmp_path / "xds.json"
+    xds.write_text(json.dumps(static_bootstrap(translate_xds(observed))))
+    problem = envoy_validate(envoy_bin, xds)
+    assert problem is None, problem
+    boot = tmp_path / "bootstrap.json"
+    boot.write_text(
+        json.dumps(
+            bootstrap(proxy, node_id="x", xds_host="127.0.0.1", xds_port=18000, admin_port=19000)
+        )
+    )
+    problem = envoy_validate(envoy_bin, boot)
+    assert problem is None, problem

@@ -1,0 +1,451 @@
+"""What Envoy's own telemetry costs, as egobs configures it, and whether it loses anything.
+
+One real Envoy (direct-response route, ``--concurrency 2``) driven by ``wrk`` for
+``--seconds`` per phase, three phases in one run:
+
+* off: an EnvoyProxy that turns everything off (no access logs, no stats listener);
+* all on, 100 % sampling: gRPC ALS and OTLP access logs, OpenTelemetry tracing (OTLP/gRPC),
+  the OTLP metrics sink (1 s flushes), and the Prometheus stats listener scraped every
+  second by this script;
+* all on, 1 % sampling.
+
+The telemetry comes from an EnvoyProxy through egobs's own translation (Gateway API
+translator, then the xDS translator and the bootstrap renderer), inlined into a static
+bootstrap. The receivers run in a separate process and only count what they get (spans,
+OTLP log records, ALS entries, metric exports). Expected counts come from Envoy itself:
+every request served is one ALS entry and one OTLP log record; every request the HCM
+sampled (``tracing.random_sampling``) is one span. Lost = expected - received.
+
+    python bench/telemetry_overhead.py --seconds 10
+
+The last line is JSON with rps_off, rps_all_on, ratio_100pct, ratio_1pct, spans_lost and
+logs_lost (plus the 1 % figures and Envoy's own drop counters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from _proc import cpu_seconds  # bench/ is on sys.path when run as a script
+
+from egobs import gatewayapi, ir
+from egobs.infra.bootstrap import XDS_CLUSTER, bootstrap
+from egobs.infra.host import ENVOY_FLAGS, find_envoy
+from egobs.resources import Resources, load_text
+from egobs.xds.dump import static_bootstrap
+from egobs.xds.translate import translate
+
+GATEWAY = "default/bench"
+WRK_THREADS = "2"
+
+_RESOURCES = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: egobs}}
+spec: {{controllerName: gateway.egobs.dev/gatewayclass-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: bench, namespace: default}}
+spec:
+  gatewayClassName: egobs
+  infrastructure:
+    parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: bench}}
+  listeners: [{{name: http, protocol: HTTP, port: {http_port}}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyProxy
+metadata: {{name: bench, namespace: default}}
+spec:
+  telemetry:
+{telemetry}
+"""
+
+_OFF = """\
+    accessLog: {disable: true}
+    metrics:
+      prometheus: {disable: true}
+"""
+
+_ALL_ON = """\
+    accessLog:
+      settings:
+        - sinks:
+            - type: ALS
+              als:
+                type: HTTP
+                logName: bench
+                backendRefs: [{{group: gateway.envoyproxy.io, kind: Backend, name: receiver}}]
+            - type: OpenTelemetry
+              openTelemetry: {{host: 127.0.0.1, port: {receiver}}}
+    metrics:
+      prometheus: {{port: {stats_port}}}
+      sinks:
+        - type: OpenTelemetry
+          openTelemetry: {{host: 127.0.0.1, port: {receiver}, reportCountersAsDeltas: true}}
+    tracing:
+      samplingRate: {sampling}
+      provider: {{host: 127.0.0.1, port: {receiver}}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: receiver, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {receiver}}}}}]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return bytes(resp.read())
+
+
+def _wait(cond: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = cond()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+# --------------------------------------------------------------------------- receivers
+
+# Shared counters: spans, OTLP log records, ALS entries, metric exports.
+_SPANS, _LOGS, _ALS, _METRICS = range(4)
+
+
+def _receive(port: int, counts: Any, ready: Any) -> None:
+    """A counting-only gRPC receiver (its own process) for everything Envoy sends."""
+    import asyncio
+
+    import grpc
+    from envoy.service.accesslog.v3 import als_pb2
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    def add(i: int, n: int) -> None:
+        counts[i] += n  # one thread (the event loop) writes: no lock needed
+
+    async def traces(request: bytes, context: Any) -> bytes:
+        msg = trace_service_pb2.ExportTraceServiceRequest.FromString(request)
+        add(_SPANS, sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans))
+        return b""
+
+    async def logs(request: bytes, context: Any) -> bytes:
+        msg = logs_service_pb2.ExportLogsServiceRequest.FromString(request)
+        add(_LOGS, sum(len(sl.log_records) for rl in msg.resource_logs for sl in rl.scope_logs))
+        return b""
+
+    async def metrics(request: bytes, context: Any) -> bytes:
+        add(_METRICS, 1)
+        return b""
+
+    async def access_logs(stream: Any, context: Any) -> bytes:
+        async for raw in stream:
+            msg = als_pb2.StreamAccessLogsMessage.FromString(raw)
+            add(_ALS, len(msg.http_logs.log_entry) + len(msg.tcp_logs.log_entry))
+        return b""
+
+    def unary(fn: Any) -> Any:
+        return grpc.unary_unary_rpc_method_handler(fn)
+
+    handlers = [
+        grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": unary(traces)}
+        ),
+        grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.logs.v1.LogsService", {"Export": unary(logs)}
+        ),
+        grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.metrics.v1.MetricsService", {"Export": unary(metrics)}
+        ),
+        grpc.method_handlers_generic_handler(
+            "envoy.service.accesslog.v3.AccessLogService",
+            {"StreamAccessLogs": grpc.stream_unary_rpc_method_handler(access_logs)},
+        ),
+    ]
+
+    async def main() -> None:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.http2.bdp_probe", 0),  # see shared notes: bounded buffers
+            ]
+        )
+        server.add_generic_rpc_handlers(handlers)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.set()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- Envoy
+
+
+@dataclasses.dataclass
+class _Phase:
+    """One Envoy configuration to load; ``stats_port`` set: scrape its stats listener."""
+
+    name: str
+    telemetry: str
+    stats_port: int | None = None
+
+
+def _config(tmp: Path, phase: _Phase, http_port: int, admin_port: int) -> dict[str, Any]:
+    """The static bootstrap Envoy runs: egobs's xDS inlined, plus the bootstrap's
+    telemetry (stats sinks, stats listener, tracer runtime)."""
+    docs = _RESOURCES.format(http_port=http_port, telemetry=phase.telemetry)
+    result = gatewayapi.translate(Resources.of(load_text(docs, file="bench.yaml")))
+    gw, proxy = result.gateways.get(GATEWAY), result.proxies.get(GATEWAY)
+    if gw is None or proxy is None:
+        raise SystemExit(f"the bench Gateway was not programmed: {result.statuses}")
+    route = ir.HTTPRoute(
+        "httproute/default/bench/rule/0/match/0",
+        "*",
+        path_match=ir.PathMatch(ir.StringMatchType.PREFIX, "/"),
+        direct_response=ir.DirectResponse(200, "ok"),
+    )
+    listener = dataclasses.replace(gw.http[0], address="127.0.0.1", routes=(route,))
+    gw = dataclasses.replace(gw, http=(listener,))
+    if proxy.stats.prometheus is not None:
+        stats = dataclasses.replace(proxy.stats.prometheus, address="127.0.0.1")
+        proxy = dataclasses.replace(proxy, stats=dataclasses.replace(proxy.stats, prometheus=stats))
+    out = static_bootstrap(translate(gw), admin_port=admin_port, node_cluster=gw.name)
+    boot = bootstrap(
+        proxy,
+        node_id="bench",
+        xds_host="127.0.0.1",
+        xds_port=1,  # unused: everything is static
+        admin_port=admin_port,
+        stats_flush_interval_s=1.0,
+    )
+    static = out["staticResources"]
+    static.setdefault("clusters", []).extend(
+        c for c in boot["static_resources"]["clusters"] if c["name"] != XDS_CLUSTER
+    )
+    static.setdefault("listeners", []).extend(boot["static_resources"].get("listeners", []))
+    for key in ("stats_sinks", "stats_config", "layered_runtime", "stats_flush_interval"):
+        if key in boot:
+            out[key] = boot[key]
+    return out
+
+
+class _Envoy:
+    def __init__(self, tmp: Path, config: dict[str, Any], http_port: int, admin_port: int) -> None:
+        path = tmp / f"envoy-{http_port}.json"
+        path.write_text(json.dumps(config))
+        self.admin = f"http://127.0.0.1:{admin_port}"
+        self.http_port = http_port
+        self.proc = subprocess.Popen(
+            [
+                find_envoy(),
+                "-c",
+                str(path),
+                "--disable-hot-restart",
+                *ENVOY_FLAGS,
+                "--concurrency",
+                "2",
+                "--log-level",
+                "error",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / "envoy.log").open("ab"),
+        )
+        _wait(lambda: _get(f"http://127.0.0.1:{http_port}/") == b"ok", 30, "Envoy listener")
+
+    def stats(self) -> dict[str, int]:
+        doc = json.loads(_get(self.admin + "/stats?format=json"))
+        return {s["name"]: s["value"] for s in doc["stats"] if "value" in s}
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _wrk(url: str, seconds: int, connections: int) -> float:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk not found (apt-get install wrk)")
+    out = subprocess.run(
+        [wrk, "-t", WRK_THREADS, "-c", str(connections), "-d", f"{seconds}s", url],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    ).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise SystemExit(f"cannot read wrk's output:\n{out}")
+    return float(found.group(1))
+
+
+def _scraper(url: str, stop: threading.Event, scrapes: list[int]) -> None:
+    while not stop.wait(1.0):
+        body = _get(url)
+        if b"envoy_" not in body:
+            raise SystemExit(f"the stats listener answered without Envoy stats: {body[:200]!r}")
+        scrapes.append(len(body))
+
+
+def run_phase(
+    tmp: Path, phase: _Phase, counts: Any, receiver_pid: int, seconds: int, connections: int
+) -> dict[str, Any]:
+    http_port, admin_port = _free_port(), _free_port()
+    envoy = _Envoy(tmp, _config(tmp, phase, http_port, admin_port), http_port, admin_port)
+    prefix = f"http.http-{http_port}."
+    try:
+        before = list(counts)
+        stop, scrapes = threading.Event(), []
+        scraper = None
+        if phase.stats_port is not None:
+            stats_url = f"http://127.0.0.1:{phase.stats_port}/stats/prometheus"
+            scraper = threading.Thread(target=_scraper, args=(stats_url, stop, scrapes))
+            scraper.start()
+        cpu0 = cpu_seconds(envoy.proc.pid), cpu_seconds(receiver_pid)
+        try:
+            rps = _wrk(f"http://127.0.0.1:{http_port}/", seconds, connections)
+        finally:
+            stop.set()
+            if scraper is not None:
+                scraper.join()
+        envoy_cpu = cpu_seconds(envoy.proc.pid) - cpu0[0]
+        receiver_cpu = cpu_seconds(receiver_pid) - cpu0[1]
+        stats = envoy.stats()
+        served = stats[prefix + "downstream_rq_completed"]
+        sampled = stats.get(prefix + "tracing.random_sampling", 0)
+        telemetry_on = phase.stats_port is not None
+
+        def got() -> list[int]:
+            return [now - then for now, then in zip(counts, before, strict=True)]
+
+        def settled() -> bool:
+            g = got()
+            return not telemetry_on or (
+                g[_ALS] >= served and g[_LOGS] >= served and g[_SPANS] >= sampled
+            )
+
+        # Envoy flushes access logs every 0.5 s and spans every 1 s (or 512 spans): wait
+        # for everything it served, at most 15 s; what has not come by then is lost.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not settled():
+            time.sleep(0.1)
+        received = got()
+        stats = envoy.stats()
+    finally:
+        envoy.stop()
+    return {
+        "rps": round(rps),
+        "envoy_cpu_percent": round(100 * envoy_cpu / seconds),
+        "receiver_cpu_percent": round(100 * receiver_cpu / seconds),
+        "served": served,
+        "sampled": sampled,
+        "spans": received[_SPANS],
+        "als_entries": received[_ALS],
+        "otlp_logs": received[_LOGS],
+        "metric_exports": received[_METRICS],
+        "scrapes": len(scrapes),
+        "scrape_bytes": max(scrapes, default=0),
+        "envoy_als_dropped": stats.get("access_logs.grpc_access_log.logs_dropped", 0),
+        "envoy_tracing_overflow": sum(
+            v for k, v in stats.items() if k.startswith("cluster.telemetry/") and "overflow" in k
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per phase")
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    if not 1 <= args.seconds <= 120:
+        raise SystemExit("--seconds must be within 1..120")
+
+    receiver_port, stats_port = _free_port(), _free_port()
+    counts = multiprocessing.Array("q", 4, lock=False)
+    ready = multiprocessing.Event()
+    receiver = multiprocessing.Process(
+        target=_receive, args=(receiver_port, counts, ready), daemon=True
+    )
+    receiver.start()
+    if not ready.wait(30):
+        raise SystemExit("receiver did not start")
+
+    def on(sampling: int) -> str:
+        return _ALL_ON.format(receiver=receiver_port, stats_port=stats_port, sampling=sampling)
+
+    phases = [
+        _Phase("off", _OFF),
+        _Phase("all_on_100pct", on(100), stats_port),
+        _Phase("all_on_1pct", on(1), stats_port),
+    ]
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="egobs-bench-telemetry-") as tmp:
+        try:
+            for phase in phases:
+                results[phase.name] = r = run_phase(
+                    Path(tmp), phase, counts, receiver.pid, args.seconds, args.connections
+                )
+                print(f"{phase.name:15s} {json.dumps(r)}", flush=True)
+        finally:
+            receiver.terminate()
+            receiver.join(10)
+
+    off, full, sampled = (results[p.name] for p in phases)
+
+    def lost(r: dict[str, Any]) -> tuple[int, int]:
+        spans = max(0, r["sampled"] - r["spans"])
+        logs = max(0, r["served"] - r["als_entries"]) + max(0, r["served"] - r["otlp_logs"])
+        return spans, logs
+
+    spans_100, logs_100 = lost(full)
+    spans_1, logs_1 = lost(sampled)
+    summary = {
+        "rps_off": off["rps"],
+        "rps_all_on": full["rps"],
+        "rps_all_on_1pct": sampled["rps"],
+        "ratio_100pct": round(full["rps"] / off["rps"], 3),
+        "ratio_1pct": round(sampled["rps"] / off["rps"], 3),
+        "spans_lost": spans_100 + spans_1,
+        "logs_lost": logs_100 + logs_1,
+        "spans_sent_100pct": full["sampled"],
+        "logs_expected_100pct": 2 * full["served"],
+        "envoy_als_dropped": full["envoy_als_dropped"] + sampled["envoy_als_dropped"],
+        "seconds_per_phase": args.seconds,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
