@@ -20,17 +20,15 @@ import json
 import multiprocessing
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _proc import cpu_seconds  # bench/ is on sys.path when run as a script
+from _proc import cpu_seconds, free_port, http_get, wait_for  # bench/ is on sys.path
 from prometheus_client.parser import text_string_to_metric_families
 
 from egobs import ir
@@ -38,30 +36,6 @@ from egobs.gatewayapi import SinkAddress, sink_access_log
 from egobs.infra.host import find_envoy
 from egobs.xds.dump import static_bootstrap
 from egobs.xds.translate import translate
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return bytes(resp.read())
-
-
-def _wait(cond: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = cond()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -74,8 +48,8 @@ def _peak_rss_mib(pid: int) -> float:
 
 class _Sink:
     def __init__(self, tmp: Path, *args: str) -> None:
-        self.port = _free_port()
-        self.metrics_port = _free_port()
+        self.port = free_port()
+        self.metrics_port = free_port()
         self._log = (tmp / f"sink-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
             [
@@ -94,14 +68,14 @@ class _Sink:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        _wait(lambda: _get(self._url("/readyz")) == b"ready\n", 30, "sink ready")
+        wait_for(lambda: http_get(self._url("/readyz")) == b"ready\n", 30, "sink ready")
 
     def _url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.metrics_port}{path}"
 
     def sums(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for family in text_string_to_metric_families(_get(self._url("/metrics")).decode()):
+        for family in text_string_to_metric_families(http_get(self._url("/metrics")).decode()):
             for s in family.samples:
                 out[s.name] = out.get(s.name, 0.0) + s.value
         return out
@@ -147,14 +121,14 @@ def _envoy(tmp: Path, sink_port: int, http_port: int, concurrency: int) -> subpr
         stdout=subprocess.DEVNULL,
         stderr=(tmp / "envoy.log").open("ab"),
     )
-    _wait(lambda: admin_path.exists() and admin_path.read_text().strip(), 30, "Envoy admin")
+    wait_for(lambda: admin_path.exists() and admin_path.read_text().strip(), 30, "Envoy admin")
     proc.admin = "http://" + admin_path.read_text().strip()  # type: ignore[attr-defined]
-    _wait(lambda: _get(f"http://127.0.0.1:{http_port}/") == b"ok", 30, "Envoy listener")
+    wait_for(lambda: http_get(f"http://127.0.0.1:{http_port}/") == b"ok", 30, "Envoy listener")
     return proc
 
 
 def _envoy_stats(admin: str) -> dict[str, int]:
-    doc = json.loads(_get(admin + "/stats?format=json"))
+    doc = json.loads(http_get(admin + "/stats?format=json"))
     return {s["name"]: s["value"] for s in doc["stats"] if "value" in s}
 
 
@@ -192,7 +166,7 @@ def envoy_phase(
 ) -> dict[str, Any]:
     args = ("--jsonl", str(tmp / "access.jsonl"), "--rotate-bytes", str(256 << 20))
     sink = _Sink(tmp, *(args if jsonl else ()))
-    http_port = _free_port()
+    http_port = free_port()
     envoy = _envoy(tmp, sink.port, http_port, concurrency)
     admin: str = envoy.admin  # type: ignore[attr-defined]
     try:
@@ -210,7 +184,7 @@ def envoy_phase(
             return m if done and m.get("egobs_sink_queue_depth", 1) == 0 else None
 
         time.sleep(1.0)  # Envoy's flush interval
-        m = _wait(settled, 30, "sink caught up")
+        m = wait_for(settled, 30, "sink caught up")
         cpu = cpu_seconds(sink.proc.pid) - cpu0
         rss = _peak_rss_mib(sink.proc.pid)
         stats = _envoy_stats(admin)
@@ -275,7 +249,7 @@ def synthetic_phase(tmp: Path, seconds: float, streams: int, batch: int) -> dict
             m = sink.sums()
             return m if m.get("egobs_sink_queue_depth", 1) == 0 else None
 
-        m = _wait(settled, 60, "synthetic queue drained")
+        m = wait_for(settled, 60, "synthetic queue drained")
         elapsed_all = time.monotonic() - t0
         cpu = cpu_seconds(sink.proc.pid) - cpu0
         rss = _peak_rss_mib(sink.proc.pid)

@@ -31,17 +31,15 @@ import multiprocessing
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _proc import cpu_seconds  # bench/ is on sys.path when run as a script
+from _proc import cpu_seconds, free_port, http_get, wait_for  # bench/ is on sys.path
 
 from egobs import gatewayapi, ir
 from egobs.infra.bootstrap import XDS_CLUSTER, bootstrap
@@ -108,30 +106,6 @@ metadata: {{name: receiver, namespace: default}}
 spec:
   endpoints: [{{ip: {{address: 127.0.0.1, port: {receiver}}}}}]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return bytes(resp.read())
-
-
-def _wait(cond: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = cond()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 # --------------------------------------------------------------------------- receivers
@@ -279,10 +253,10 @@ class _Envoy:
             stdout=subprocess.DEVNULL,
             stderr=(tmp / "envoy.log").open("ab"),
         )
-        _wait(lambda: _get(f"http://127.0.0.1:{http_port}/") == b"ok", 30, "Envoy listener")
+        wait_for(lambda: http_get(f"http://127.0.0.1:{http_port}/") == b"ok", 30, "Envoy listener")
 
     def stats(self) -> dict[str, int]:
-        doc = json.loads(_get(self.admin + "/stats?format=json"))
+        doc = json.loads(http_get(self.admin + "/stats?format=json"))
         return {s["name"]: s["value"] for s in doc["stats"] if "value" in s}
 
     def stop(self) -> None:
@@ -313,7 +287,7 @@ def _wrk(url: str, seconds: int, connections: int) -> float:
 
 def _scraper(url: str, stop: threading.Event, scrapes: list[int]) -> None:
     while not stop.wait(1.0):
-        body = _get(url)
+        body = http_get(url)
         if b"envoy_" not in body:
             raise SystemExit(f"the stats listener answered without Envoy stats: {body[:200]!r}")
         scrapes.append(len(body))
@@ -322,7 +296,7 @@ def _scraper(url: str, stop: threading.Event, scrapes: list[int]) -> None:
 def run_phase(
     tmp: Path, phase: _Phase, counts: Any, receiver_pid: int, seconds: int, connections: int
 ) -> dict[str, Any]:
-    http_port, admin_port = _free_port(), _free_port()
+    http_port, admin_port = free_port(), free_port()
     envoy = _Envoy(tmp, _config(tmp, phase, http_port, admin_port), http_port, admin_port)
     prefix = f"http.http-{http_port}."
     try:
@@ -392,7 +366,7 @@ def main() -> None:
     if not 1 <= args.seconds <= 120:
         raise SystemExit("--seconds must be within 1..120")
 
-    receiver_port, stats_port = _free_port(), _free_port()
+    receiver_port, stats_port = free_port(), free_port()
     counts = multiprocessing.Array("q", 4, lock=False)
     ready = multiprocessing.Event()
     receiver = multiprocessing.Process(

@@ -135,17 +135,11 @@ def translate(
     """
     from egobs import gatewayapi, ir
     from egobs.config import host_binding, telemetry_defaults
-    from egobs.resources import LoadError, load_paths
     from egobs.xds.dump import config_dump
     from egobs.xds.translate import translate as translate_xds
 
     cfg = _load_config(config_file)
-    try:
-        resources = load_paths(_resource_paths(cfg, files))
-    except LoadError as exc:
-        for err in exc.errors:
-            click.echo(str(err), err=True)
-        sys.exit(EXIT_LOAD_ERROR)
+    resources = _load_resources(cfg, files)
 
     result = gatewayapi.translate(
         resources,
@@ -206,14 +200,23 @@ def _load_config(config_file: str | None) -> Any:
         sys.exit(EXIT_LOAD_ERROR)
 
 
-def _resource_paths(cfg: Any, files: Sequence[str]) -> list[str]:
+def _load_resources(cfg: Any, files: Sequence[str]) -> Any:
+    """The resources of ``files`` (default: the config's provider paths); exits 2 naming
+    every problem when they cannot be loaded."""
+    from egobs.resources import LoadError, load_paths
+
     paths = [str(f) for f in files] or list(cfg.provider.file.paths)
     if not paths:
         click.echo(
             "egobs: no resource paths: give -f PATH or provider.file.paths in the config", err=True
         )
         sys.exit(EXIT_LOAD_ERROR)
-    return paths
+    try:
+        return load_paths(paths)
+    except LoadError as exc:
+        for err in exc.errors:
+            click.echo(str(err), err=True)
+        sys.exit(EXIT_LOAD_ERROR)
 
 
 def _render_bootstrap(
@@ -267,15 +270,9 @@ def bootstrap_command(
     from egobs import gatewayapi
     from egobs.config import host_binding, telemetry_defaults
     from egobs.infra.host import ENVOY_FLAGS
-    from egobs.resources import LoadError, load_paths
 
     cfg = _load_config(config_file)
-    try:
-        resources = load_paths(_resource_paths(cfg, files))
-    except LoadError as exc:
-        for err in exc.errors:
-            click.echo(str(err), err=True)
-        sys.exit(EXIT_LOAD_ERROR)
+    resources = _load_resources(cfg, files)
     result = gatewayapi.translate(
         resources,
         controller_name=cfg.gateway.controller_name,
