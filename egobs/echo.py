@@ -75,6 +75,10 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = _IDLE_TIMEOUT_S
+    # Headers and body go out in separate writes: with Nagle on, the body waits for the
+    # ACK of the headers, which a keep-alive peer (Envoy's connection pool) delays ~40 ms.
+    # Measured behind Envoy: ~30 ms per request with it, ~0.7 ms without.
+    disable_nagle_algorithm = True
     server: _Server
 
     def __getattr__(self, name: str) -> Any:

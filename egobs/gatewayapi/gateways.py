@@ -41,7 +41,7 @@ from egobs.gatewayapi.status import (
     Issue,
     join_messages,
 )
-from egobs.gatewayapi.telemetry import CompiledTelemetry
+from egobs.gatewayapi.telemetry import Compiled, CompiledTelemetry
 from egobs.resources import EnvoyProxy, Gateway, GatewayClass
 from egobs.resources.gatewayapi import LabelSelector, Listener
 
@@ -71,7 +71,7 @@ def _group_kind(group: str, kind: str) -> str:
 
 
 # Compiles an EnvoyProxy's telemetry (None: the defaults alone); see gatewayapi.telemetry.
-CompileTelemetry = Callable[[EnvoyProxy | None], CompiledTelemetry | Issue]
+CompileTelemetry = Callable[[EnvoyProxy | None], Compiled]
 
 
 @dataclass(eq=False)
@@ -79,7 +79,10 @@ class ClassState:
     obj: GatewayClass
     issue: Issue | None  # why it is not accepted
     config: str | None  # "<ns>/<name>" of its EnvoyProxy
-    telemetry: CompiledTelemetry | None = None  # of its EnvoyProxy, when accepted
+    telemetry: CompiledTelemetry | None = None  # what its Gateways serve, when accepted
+    # Its EnvoyProxy cannot be translated, but had telemetry that could, which is served:
+    # reported as not accepted without rejecting anything.
+    parameters_issue: Issue | None = None
 
     @property
     def accepted(self) -> bool:
@@ -123,19 +126,21 @@ def _with_telemetry(
     state: ClassState, proxy: EnvoyProxy | None, compile_telemetry: CompileTelemetry
 ) -> ClassState:
     compiled = compile_telemetry(proxy)
-    if isinstance(compiled, Issue):
-        state.issue = compiled
+    state.telemetry = compiled.telemetry
+    if compiled.telemetry is None:
+        state.issue = compiled.issue
     else:
-        state.telemetry = compiled
+        state.parameters_issue = compiled.issue
     return state
 
 
 def class_status(state: ClassState, conds: Conditions) -> dict[str, Any]:
     gen = state.obj.metadata.generation
-    if state.issue is None:
+    issue = state.issue or state.parameters_issue
+    if issue is None:
         cond = conds.make(ACCEPTED, True, R_ACCEPTED, "GatewayClass is accepted", gen)
     else:
-        cond = conds.make(ACCEPTED, False, state.issue.reason, state.issue.message, gen)
+        cond = conds.make(ACCEPTED, False, issue.reason, issue.message, gen)
     return {"conditions": [cond]}
 
 
@@ -395,6 +400,9 @@ class GatewayState:
     address_issue: Issue | None = None
     config: str | None = None
     telemetry: CompiledTelemetry | None = None  # set when the Gateway is accepted
+    # Its (or its class's) EnvoyProxy cannot be translated but its last good telemetry is
+    # served: Accepted says so, nothing is rejected (see ClassState.parameters_issue).
+    parameters_issue: Issue | None = None
 
     @property
     def valid_listeners(self) -> list[ListenerState]:
@@ -413,7 +421,12 @@ def process_gateway(
     gw: Gateway, cls: ClassState, index: Index, compile_telemetry: CompileTelemetry
 ) -> GatewayState:
     state = GatewayState(
-        gw, cls, f"{gw.namespace}/{gw.name}", config=cls.config, telemetry=cls.telemetry
+        gw,
+        cls,
+        f"{gw.namespace}/{gw.name}",
+        config=cls.config,
+        telemetry=cls.telemetry,
+        parameters_issue=cls.parameters_issue,
     )
     if cls.issue is not None:
         state.accepted_issue = Issue(
@@ -437,11 +450,12 @@ def process_gateway(
             # The Gateway's own parameters replace the class's (the spec leaves merging open).
             state.config = f"{gw.namespace}/{ref.name}"
             compiled = compile_telemetry(proxy)
-            if isinstance(compiled, Issue):
-                state.accepted_issue = compiled
-                state.telemetry = None
+            state.telemetry = compiled.telemetry
+            state.parameters_issue = None
+            if compiled.telemetry is None:
+                state.accepted_issue = compiled.issue
             else:
-                state.telemetry = compiled
+                state.parameters_issue = compiled.issue
     for addr in gw.spec.addresses:
         if addr.type != "IPAddress":
             if state.accepted_issue is None:
@@ -477,10 +491,9 @@ def _listener_problem(ls: ListenerState) -> str:
 def gateway_status(state: GatewayState, conds: Conditions) -> dict[str, Any]:
     gen = state.obj.metadata.generation
     invalid = [ls for ls in state.listeners if not ls.valid]
-    if state.accepted_issue is not None:
-        accepted = conds.make(
-            ACCEPTED, False, state.accepted_issue.reason, state.accepted_issue.message, gen
-        )
+    issue = state.accepted_issue or state.parameters_issue
+    if issue is not None:
+        accepted = conds.make(ACCEPTED, False, issue.reason, issue.message, gen)
     elif not state.valid_listeners:
         accepted = conds.make(
             ACCEPTED, False, R_LISTENERS_NOT_VALID, "Gateway has no valid listeners", gen

@@ -46,7 +46,9 @@ __all__ = [
     "DEFAULT_TELEMETRY",
     "SINK_REQUEST_HEADERS",
     "SINK_RESPONSE_HEADERS",
+    "Compiled",
     "CompiledTelemetry",
+    "LastGood",
     "SinkAddress",
     "TelemetryCompiler",
     "TelemetryDefaults",
@@ -132,27 +134,59 @@ def sink_access_log(sink: SinkAddress, *, name: str = "egobs-sink") -> ir.Access
     return ir.AccessLog(f"default/{name}", (als,))
 
 
-class TelemetryCompiler:
-    """Compiles EnvoyProxy telemetry, once per EnvoyProxy and translation."""
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """What :meth:`TelemetryCompiler.compile` decided for one EnvoyProxy.
 
-    def __init__(self, backends: Backends, defaults: TelemetryDefaults) -> None:
+    ``telemetry`` is what its users serve: its own, or, when it cannot be translated, the
+    last telemetry it had that could (None if it never had any). ``issue`` is why it
+    cannot be translated: its users report ``Accepted: False, InvalidParameters``, and
+    are served only while there is a last good telemetry to serve.
+    """
+
+    telemetry: CompiledTelemetry | None
+    issue: Issue | None = None
+
+
+# The last telemetry each EnvoyProxy compiled to, by (namespace, name): kept by the caller
+# across translations, so a typo in a serving Gateway's EnvoyProxy does not take it down.
+LastGood = dict[tuple[str, str], CompiledTelemetry]
+
+
+class TelemetryCompiler:
+    """Compiles EnvoyProxy telemetry, once per EnvoyProxy and translation.
+
+    ``last_good`` is read for fallbacks and updated with every telemetry that compiles;
+    a pure translation passes a fresh dict.
+    """
+
+    def __init__(
+        self, backends: Backends, defaults: TelemetryDefaults, last_good: LastGood
+    ) -> None:
         self._backends = backends
         self._defaults = defaults
-        self._cache: dict[tuple[str, str] | None, CompiledTelemetry | Issue] = {}
+        self._last_good = last_good
+        self._cache: dict[tuple[str, str] | None, Compiled] = {}
 
-    def compile(self, proxy: EnvoyProxy | None) -> CompiledTelemetry | Issue:
+    def compile(self, proxy: EnvoyProxy | None) -> Compiled:
         key = (proxy.namespace, proxy.name) if proxy is not None else None
         hit = self._cache.get(key)
         if hit is None:
-            try:
-                hit = _Compile(proxy, self._backends, self._defaults).run()
-            except TelemetryError as exc:
-                assert proxy is not None, "the defaults alone always compile"
-                hit = Issue(
-                    R_INVALID_PARAMETERS, f"EnvoyProxy {proxy.namespace}/{proxy.name}: {exc}"
-                )
-            self._cache[key] = hit
+            hit = self._cache[key] = self._compile(proxy)
         return hit
+
+    def _compile(self, proxy: EnvoyProxy | None) -> Compiled:
+        try:
+            telemetry = _Compile(proxy, self._backends, self._defaults).run()
+        except TelemetryError as exc:
+            assert proxy is not None, "the defaults alone always compile"
+            last = self._last_good.get((proxy.namespace, proxy.name))
+            kept = "; its proxies keep the last telemetry it had that could" if last else ""
+            message = f"EnvoyProxy {proxy.namespace}/{proxy.name}: {exc}{kept}"
+            return Compiled(last, Issue(R_INVALID_PARAMETERS, message))
+        if proxy is not None:
+            self._last_good[(proxy.namespace, proxy.name)] = telemetry
+        return Compiled(telemetry)
 
 
 class _Compile:
@@ -272,7 +306,7 @@ class _Compile:
             service_name=provider.service_name or "",
             sampling_percent=tracing.sampling_percent,
             http_path=otel.path if http and otel is not None else None,
-            authority=cluster.endpoints[0].host if http and cluster.endpoints else None,
+            authority=_authority(cluster.endpoints[0]) if http and cluster.endpoints else None,
             headers=_headers(otel.headers if otel is not None else None),
             resource_attributes=_attributes(
                 (otel.resource_attributes if otel is not None else None) or {}
@@ -388,6 +422,12 @@ def _format(fmt: ProxyAccessLogFormat | None) -> ir.AccessLogFormat | None:
     if fmt.json_fields is not None and fmt.type != "Text":
         return ir.AccessLogFormat(json=_attributes(fmt.json_fields))
     return ir.AccessLogFormat(text=fmt.text)
+
+
+def _authority(endpoint: ir.Endpoint) -> str:
+    """The Host of OTLP/HTTP requests: ``host:port`` (bracketed IPv6), port 80 left out."""
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    return host if endpoint.port == 80 else f"{host}:{endpoint.port}"
 
 
 def _attributes(values: dict[str, str]) -> tuple[ir.Attribute, ...]:

@@ -25,7 +25,12 @@ from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.l4 import L4Route, attach_l4, compile_l4, precedence
 from egobs.gatewayapi.parents import describe_dropped, parent_status, resolve_parents
 from egobs.gatewayapi.status import R_UNSUPPORTED_VALUE, Conditions, Issue, rfc3339_now
-from egobs.gatewayapi.telemetry import DEFAULT_TELEMETRY, TelemetryCompiler, TelemetryDefaults
+from egobs.gatewayapi.telemetry import (
+    DEFAULT_TELEMETRY,
+    LastGood,
+    TelemetryCompiler,
+    TelemetryDefaults,
+)
 from egobs.resources import GRPCRoute, HTTPRoute, Resources, TLSRoute
 
 DEFAULT_CONTROLLER_NAME = "gateway.egobs.dev/gatewayclass-controller"
@@ -137,6 +142,9 @@ class Translator:
     ) -> None:
         self.controller_name = controller_name
         self.telemetry = telemetry
+        # The last telemetry each EnvoyProxy compiled to: what its proxies keep serving
+        # while an edit makes it untranslatable (see gatewayapi.telemetry.Compiled).
+        self._telemetry_last_good: LastGood = {}
         self._inputs: tuple[list[Any], ...] = ()
         self._env_inputs: tuple[list[Any], ...] = ()
         self._env: object = object()
@@ -167,6 +175,9 @@ class Translator:
             same = False
         env_inputs = tuple(list(getattr(resources, attr)) for attr in _ENV_INPUTS)
         if not _same_objects(env_inputs, self._env_inputs):
+            proxies = {(p.namespace, p.name) for p in resources.envoy_proxies}
+            for key in set(self._telemetry_last_good) - proxies:
+                del self._telemetry_last_good[key]
             self._env = object()
             self._env_inputs = env_inputs
             self._sorted = {}
@@ -445,7 +456,8 @@ class _Translation:
             index.resources = resources  # the same objects but the routes; keep it current
         self.index = index
         self.backends = Backends(self.index, resources)
-        self.telemetry = TelemetryCompiler(self.backends, telemetry)
+        last_good = memo._telemetry_last_good if memo is not None else {}
+        self.telemetry = TelemetryCompiler(self.backends, telemetry, last_good)
         self.statuses: dict[StatusKey, dict[str, Any]] = {}
         self.classes: dict[str, ClassState] = {}
         self.gateways: dict[tuple[str, str], GatewayState] = {}

@@ -293,6 +293,17 @@ def _grpc_service(
     return out
 
 
+def _static_resource(attributes: tuple[ir.Attribute, ...]) -> dict[str, Any]:
+    return {
+        "name": "envoy.tracers.opentelemetry.resource_detectors.static_config",
+        "typed_config": {
+            "@type": _TYPE + "envoy.extensions.tracers.opentelemetry.resource_detectors.v3."
+            "StaticConfigResourceDetectorConfig",
+            "attributes": {a.key: a.value for a in attributes},
+        },
+    }
+
+
 def _stats_sink(sink: ir.StatsSink) -> dict[str, Any]:
     if isinstance(sink, ir.OpenTelemetryStatsSink):
         config: dict[str, Any] = {
@@ -305,6 +316,8 @@ def _stats_sink(sink: ir.StatsSink) -> dict[str, Any]:
             "emit_tags_as_attributes": True,
             "use_tag_extracted_name": True,
         }
+        if sink.resource_attributes:
+            config["resource_detectors"] = [_static_resource(sink.resource_attributes)]
         return {"name": "envoy.stat_sinks.open_telemetry", "typed_config": config}
     return {
         "name": "envoy.stat_sinks.metrics_service",

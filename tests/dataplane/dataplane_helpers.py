@@ -222,7 +222,7 @@ class Stack:
             if obj["kind"] == "Gateway" and obj["name"] == name:
                 for cond in obj["status"].get("conditions", []):
                     if cond["type"] == type_:
-                        return cond  # type: ignore[no-any-return]
+                        return cond
         return None
 
 

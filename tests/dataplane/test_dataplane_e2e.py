@@ -335,12 +335,12 @@ def test_cel_match_logs_only_errors(
     # ...but not by the filtered one.
     assert not [a for a in rx.access_logs if a.log_name == ERROR_LOG and a.path == ok]
 
-    lines = wait_until(
+    # The File sink of the same setting, in its Text format; Envoy flushes files every 1 s.
+    wait_until(
         lambda: errors_file.exists() and f"404 {missing}" in errors_file.read_text().splitlines(),
         timeout=10,
         what="the 404 in the error file log",
     )
-    assert lines
     assert ok not in errors_file.read_text()
 
 
@@ -456,11 +456,6 @@ def test_metrics_sinks_receive_route_and_cluster_stats(
     assert clusters == {ECHO_CLUSTER}, clusters
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="egobs bug: metrics.sinks[].openTelemetry.resourceAttributes is accepted but not "
-    "rendered into the bootstrap's SinkConfig (egobs/infra/bootstrap.py _stats_sink)",
-)
 def test_metrics_sink_resource_attributes_reach_the_collector(
     stack: Stack, rx: GrpcTelemetryReceiver, telemetry: dict[str, Any]
 ) -> None:
@@ -475,7 +470,7 @@ def test_metrics_sink_resource_attributes_reach_the_collector(
         wait_until(lambda: stack.pid() not in (None, pid), timeout=20, what="Envoy restarted")
         rx.wait_for(
             lambda: [m for m in rx.metrics if m.service_name == "edge-metrics"],
-            timeout=3 * FLUSH_S + 2,
+            timeout=2 * FLUSH_S + 1,
             what="an OTLP metric with the configured service.name",
         )
     finally:
@@ -623,9 +618,12 @@ def test_stats_port_edit_restarts_envoy_on_the_new_port(
 # --------------------------------------------------------------------------- invalid
 
 
-def test_invalid_cel_rejects_the_gateway_naming_the_field(
+def test_invalid_cel_is_reported_and_the_gateway_keeps_serving(
     stack: Stack, telemetry: dict[str, Any]
 ) -> None:
+    """An untranslatable edit of a serving Gateway's EnvoyProxy: Accepted=False naming the
+    field, while the same Envoy keeps serving with the last good telemetry."""
+    pid = stack.pid()
     edited = copy.deepcopy(telemetry)
     edited["accessLog"]["settings"][2]["matches"] = ["response.code >= 400 ||"]
     write_envoy_proxy(stack, edited)
@@ -639,8 +637,11 @@ def test_invalid_cel_rejects_the_gateway_naming_the_field(
         assert "EnvoyProxy default/telemetry" in cond["message"]
         assert "spec.telemetry.accessLog.settings[2].matches[0]" in cond["message"]
         assert "response.code >= 400 ||" in cond["message"]
+        assert "keep the last telemetry" in cond["message"]
         programmed = stack.gateway_condition("Programmed")
-        assert programmed is not None and programmed["status"] == "False"
+        assert programmed is not None and programmed["status"] == "True"
+        assert stack.get("/")[0] == 200
+        assert stack.pid() == pid
     finally:
         write_envoy_proxy(stack, telemetry)
         wait_until(
