@@ -478,7 +478,8 @@ class Gateway:
     """The xDS IR of one Gateway: everything its proxies must serve.
 
     ``name`` is ``<ns>/<gateway>``; it is also the Envoy node cluster of its proxies.
-    Its telemetry (``access_logs``, ``tracing``, ``cluster_stats``, ``virtual_host_stats``)
+    Its telemetry (``access_logs``, ``tracing``, ``cluster_stats``, ``virtual_host_stats``,
+    ``route_stats``)
     comes from its EnvoyProxy and the control plane's defaults; what of it lives in the
     bootstrap is on the :class:`Proxy` instead.
     """
@@ -491,6 +492,7 @@ class Gateway:
     tracing: Tracing | None = None
     cluster_stats: ClusterStats = ClusterStats()
     virtual_host_stats: bool = False
+    route_stats: bool = False
 
 
 # --------------------------------------------------------------------------- infra

@@ -110,6 +110,7 @@ class CompiledTelemetry:
     tracing: ir.Tracing | None = None
     cluster_stats: ir.ClusterStats = field(default_factory=ir.ClusterStats)
     virtual_host_stats: bool = False
+    route_stats: bool = False
     stats: ir.ProxyStats = field(default_factory=ir.ProxyStats)
 
     def for_gateway(self, namespace: str, name: str) -> CompiledTelemetry:
@@ -220,6 +221,7 @@ class _Compile:
                 ),
             ),
             virtual_host_stats=bool(metrics and metrics.enable_virtual_host_stats),
+            route_stats=bool(metrics and metrics.enable_route_stats),
             stats=self._stats(metrics),
         )
 

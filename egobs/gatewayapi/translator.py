@@ -690,6 +690,7 @@ class _Translation:
                 tracing=telemetry.tracing,
                 cluster_stats=telemetry.cluster_stats,
                 virtual_host_stats=telemetry.virtual_host_stats,
+                route_stats=telemetry.route_stats,
             )
             proxies[gw.name] = ir.Proxy(
                 name=gw.name,

@@ -133,6 +133,7 @@ def base_telemetry(rx: GrpcTelemetryReceiver, errors_file: Path) -> dict[str, An
         },
         "metrics": {
             "prometheus": {"compression": {"type": "Gzip"}},
+            "enableRouteStats": True,
             # Only the echo backends' clusters and the route stats: the sinks parse less,
             # and the Prometheus output shows the inclusion list at work.
             "matches": [

@@ -64,7 +64,9 @@ def echo() -> Iterator[EchoServer]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, echo: EchoServer, envoy_bin: str
 ) -> Iterator[Stack]:
-    telemetry = {"metrics": {"prometheus": {"compression": {"type": "Gzip"}}}}
+    telemetry = {
+        "metrics": {"prometheus": {"compression": {"type": "Gzip"}}, "enableRouteStats": True}
+    }
     resources = {
         "10-gateway.yaml": gateway(),
         "11-envoyproxy.yaml": envoy_proxy(telemetry),

@@ -27,6 +27,7 @@ CRD = REFERENCE / "gateway.envoyproxy.io_envoyproxies.yaml"
 # does not have.
 EXTENSION_FIELDS = {
     "metrics.prometheus.port",
+    "metrics.enableRouteStats",
     "metrics.sinks[].metricsService",
     "tracing.provider.openTelemetry.protocol",
     "tracing.provider.openTelemetry.path",

@@ -62,14 +62,18 @@ def route_stat_prefix(route_name: str) -> str:
     return stat_safe(rule)
 
 
-def build_routes(route: ir.HTTPRoute) -> tuple[rc.Route, ...]:
+def build_routes(route: ir.HTTPRoute, *, stats: bool = False) -> tuple[rc.Route, ...]:
     """The Envoy routes for one IR route: one, or two when part of its weight is invalid.
 
     Gateway API wants the share of requests that belongs to unresolved backendRefs to get
     HTTP 500. Envoy has no weighted direct response, so the route is preceded by a copy
     that matches only that fraction of requests (``runtime_fraction``) and answers 500.
+    ``stats`` gives them the rule's stat prefix: Envoy then counts the rule's upstream
+    requests (off by default; see EnvoyProxy ``metrics.enableRouteStats``).
     """
-    out = rc.Route(name=route.name, stat_prefix=route_stat_prefix(route.name))
+    out = rc.Route(name=route.name)
+    if stats:
+        out.stat_prefix = route_stat_prefix(route.name)
     _set_match(out.match, route)
     if route.request_headers is not None:
         _set_header_modifier(

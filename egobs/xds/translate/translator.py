@@ -64,6 +64,7 @@ class _Cache:
     clusters: dict[ir.Cluster, _ClusterPair] = field(default_factory=dict)
     cluster_stats: ir.ClusterStats = field(default_factory=ir.ClusterStats)
     virtual_host_stats: bool = False
+    route_stats: bool = False
     blackhole: cluster_pb2.Cluster | None = None
     listeners: dict[_listener.ListenerPlan | _listener.UDPListenerPlan, listener_pb2.Listener] = (
         field(default_factory=dict)
@@ -94,9 +95,9 @@ class Translator:
 
     def translate(self, gateway: ir.Gateway) -> ResourceSet:
         old = self._caches.get(gateway.name) or _Cache()
-        new = _Cache(virtual_host_stats=gateway.virtual_host_stats)
-        if old.virtual_host_stats != new.virtual_host_stats:
-            old = _Cache()  # every virtual host changes; nothing route-level is kept either
+        new = _Cache(virtual_host_stats=gateway.virtual_host_stats, route_stats=gateway.route_stats)
+        if (old.virtual_host_stats, old.route_stats) != (new.virtual_host_stats, new.route_stats):
+            old = _Cache()  # every virtual host (or route) changes: nothing route-level is kept
         stats: Counter[str] = Counter()
         p = _listener.plan(gateway)
 
@@ -217,7 +218,7 @@ class Translator:
                     continue
                 msgs = by_value.get(route)
                 if msgs is None:
-                    msgs = build_routes(route)
+                    msgs = build_routes(route, stats=new.route_stats)
                     stats["routes_built"] += 1
                 else:
                     stats["routes_reused"] += 1
