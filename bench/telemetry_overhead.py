@@ -74,38 +74,61 @@ spec:
 {telemetry}
 """
 
-_OFF = """\
-    accessLog: {disable: true}
-    metrics:
-      prometheus: {disable: true}
-"""
 
-_ALL_ON = """\
-    accessLog:
-      settings:
-        - sinks:
-            - type: ALS
-              als:
-                type: HTTP
-                logName: bench
-                backendRefs: [{{group: gateway.envoyproxy.io, kind: Backend, name: receiver}}]
-            - type: OpenTelemetry
-              openTelemetry: {{host: 127.0.0.1, port: {receiver}}}
-    metrics:
-      prometheus: {{port: {stats_port}}}
-      sinks:
-        - type: OpenTelemetry
-          openTelemetry: {{host: 127.0.0.1, port: {receiver}, reportCountersAsDeltas: true}}
-    tracing:
-      samplingRate: {sampling}
-      provider: {{host: 127.0.0.1, port: {receiver}}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: receiver, namespace: default}}
-spec:
-  endpoints: [{{ip: {{address: 127.0.0.1, port: {receiver}}}}}]
-"""
+def _telemetry(
+    *,
+    receiver: int,
+    stats_port: int,
+    als: bool = False,
+    otlp_logs: bool = False,
+    sampling: int | None = None,
+    metrics: bool = False,
+) -> str:
+    """The EnvoyProxy ``spec.telemetry`` (YAML, indented) with the chosen parts on; the
+    rest off (no access logs, no stats listener, no tracing)."""
+    sinks = []
+    if als:
+        sinks.append(
+            "            - type: ALS\n"
+            "              als:\n"
+            "                type: HTTP\n"
+            "                logName: bench\n"
+            "                backendRefs: [{group: gateway.envoyproxy.io, kind: Backend, "
+            "name: receiver}]\n"
+        )
+    if otlp_logs:
+        sinks.append(
+            "            - type: OpenTelemetry\n"
+            f"              openTelemetry: {{host: 127.0.0.1, port: {receiver}}}\n"
+        )
+    out = "    accessLog:\n"
+    out += (
+        "      settings:\n        - sinks:\n" + "".join(sinks) if sinks else "      disable: true\n"
+    )
+    if metrics:
+        out += (
+            "    metrics:\n"
+            f"      prometheus: {{port: {stats_port}}}\n"
+            "      sinks:\n"
+            "        - type: OpenTelemetry\n"
+            f"          openTelemetry: {{host: 127.0.0.1, port: {receiver}, "
+            "reportCountersAsDeltas: true}\n"
+        )
+    else:
+        out += "    metrics:\n      prometheus: {disable: true}\n"
+    if sampling is not None:
+        out += (
+            "    tracing:\n"
+            f"      samplingRate: {sampling}\n"
+            f"      provider: {{host: 127.0.0.1, port: {receiver}}}\n"
+        )
+    return out + (
+        "---\n"
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\n"
+        "kind: Backend\n"
+        "metadata: {name: receiver, namespace: default}\n"
+        f"spec: {{endpoints: [{{ip: {{address: 127.0.0.1, port: {receiver}}}}}]}}\n"
+    )
 
 
 # --------------------------------------------------------------------------- receivers
@@ -186,11 +209,14 @@ def _receive(port: int, counts: Any, ready: Any) -> None:
 
 @dataclasses.dataclass
 class _Phase:
-    """One Envoy configuration to load; ``stats_port`` set: scrape its stats listener."""
+    """One Envoy configuration to load: its EnvoyProxy telemetry, which access-log sinks it
+    has (their entries are waited for), and the stats listener to scrape (if any)."""
 
     name: str
     telemetry: str
     stats_port: int | None = None
+    als: bool = False
+    otlp_logs: bool = False
 
 
 def _config(tmp: Path, phase: _Phase, http_port: int, admin_port: int) -> dict[str, Any]:
@@ -297,10 +323,11 @@ def run_phase(
     tmp: Path, phase: _Phase, counts: Any, receiver_pid: int, seconds: int, connections: int
 ) -> dict[str, Any]:
     http_port, admin_port = free_port(), free_port()
+    # Counted from before Envoy starts: its readiness probes are served and logged too.
+    before = list(counts)
     envoy = _Envoy(tmp, _config(tmp, phase, http_port, admin_port), http_port, admin_port)
     prefix = f"http.http-{http_port}."
     try:
-        before = list(counts)
         stop, scrapes = threading.Event(), []
         scraper = None
         if phase.stats_port is not None:
@@ -319,15 +346,16 @@ def run_phase(
         stats = envoy.stats()
         served = stats[prefix + "downstream_rq_completed"]
         sampled = stats.get(prefix + "tracing.random_sampling", 0)
-        telemetry_on = phase.stats_port is not None
 
         def got() -> list[int]:
             return [now - then for now, then in zip(counts, before, strict=True)]
 
         def settled() -> bool:
             g = got()
-            return not telemetry_on or (
-                g[_ALS] >= served and g[_LOGS] >= served and g[_SPANS] >= sampled
+            return (
+                (not phase.als or g[_ALS] >= served)
+                and (not phase.otlp_logs or g[_LOGS] >= served)
+                and g[_SPANS] >= sampled
             )
 
         # Envoy flushes access logs every 0.5 s and spans every 1 s (or 512 spans): wait
@@ -362,6 +390,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per phase")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also run each part alone (ALS, OTLP logs, tracing at 100 %%, metrics)",
+    )
     args = parser.parse_args()
     if not 1 <= args.seconds <= 120:
         raise SystemExit("--seconds must be within 1..120")
@@ -376,14 +409,26 @@ def main() -> None:
     if not ready.wait(30):
         raise SystemExit("receiver did not start")
 
-    def on(sampling: int) -> str:
-        return _ALL_ON.format(receiver=receiver_port, stats_port=stats_port, sampling=sampling)
+    def phase(name: str, **parts: Any) -> _Phase:
+        telemetry = _telemetry(receiver=receiver_port, stats_port=stats_port, **parts)
+        stats = stats_port if parts.get("metrics") else None
+        return _Phase(
+            name, telemetry, stats, parts.get("als", False), parts.get("otlp_logs", False)
+        )
 
+    everything = {"als": True, "otlp_logs": True, "metrics": True}
     phases = [
-        _Phase("off", _OFF),
-        _Phase("all_on_100pct", on(100), stats_port),
-        _Phase("all_on_1pct", on(1), stats_port),
+        phase("off"),
+        phase("all_on_100pct", sampling=100, **everything),
+        phase("all_on_1pct", sampling=1, **everything),
     ]
+    if args.breakdown:
+        phases += [
+            phase("als_only", als=True),
+            phase("otlp_logs_only", otlp_logs=True),
+            phase("tracing_100pct_only", sampling=100),
+            phase("metrics_only", metrics=True),
+        ]
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="egobs-bench-telemetry-") as tmp:
         try:
@@ -396,11 +441,12 @@ def main() -> None:
             receiver.terminate()
             receiver.join(10)
 
-    off, full, sampled = (results[p.name] for p in phases)
+    off, full, sampled = (results[p.name] for p in phases[:3])
 
     def lost(r: dict[str, Any]) -> tuple[int, int]:
-        spans = max(0, r["sampled"] - r["spans"])
-        logs = max(0, r["served"] - r["als_entries"]) + max(0, r["served"] - r["otlp_logs"])
+        # Expected minus received, raw: a negative figure would mean duplicates.
+        spans = r["sampled"] - r["spans"]
+        logs = (r["served"] - r["als_entries"]) + (r["served"] - r["otlp_logs"])
         return spans, logs
 
     spans_100, logs_100 = lost(full)
@@ -418,6 +464,8 @@ def main() -> None:
         "envoy_als_dropped": full["envoy_als_dropped"] + sampled["envoy_als_dropped"],
         "seconds_per_phase": args.seconds,
     }
+    for p in phases[3:]:
+        summary[f"ratio_{p.name}"] = round(results[p.name]["rps"] / off["rps"], 3)
     print(json.dumps(summary))
 
 
