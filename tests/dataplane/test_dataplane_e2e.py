@@ -394,6 +394,30 @@ def test_tracing_over_otlp_http_with_tags_and_headers(
         stack.wait_envoy_config(lambda c: "/v1/traces" not in c, what="gRPC tracing restored")
 
 
+def test_span_names_from_the_envoy_proxy(
+    stack: Stack, rx: GrpcTelemetryReceiver, telemetry: dict[str, Any]
+) -> None:
+    """``tracing.spanName``: Envoy command operators in the server and client span names."""
+    pid = stack.pid()
+    edited = copy.deepcopy(telemetry)
+    edited["tracing"]["spanName"] = {
+        "server": "in %REQ(:METHOD)% %ROUTE_NAME%",
+        "client": "out %UPSTREAM_CLUSTER%",
+    }
+    write_envoy_proxy(stack, edited)
+    try:
+        stack.wait_envoy_config(lambda c: "in %REQ(:METHOD)%" in c, what="span names applied")
+        path = marked("named")
+        assert stack.get(path)[0] == 200
+        server = server_span(rx, path)
+        assert server.name == "in GET httproute/default/echo/rule/0/match/0"
+        assert client_span(rx, server).name == f"out {ECHO_CLUSTER}"
+        assert stack.pid() == pid, "a tracing change is xDS: Envoy must not restart"
+    finally:
+        write_envoy_proxy(stack, telemetry)
+        stack.wait_envoy_config(lambda c: "in %REQ(:METHOD)%" not in c, what="names restored")
+
+
 # --------------------------------------------------------------------------- stats sinks
 
 

@@ -246,3 +246,33 @@ def test_status_metrics_from_changed_keys_equal_a_full_pass() -> None:
         Telemetry().record_statuses(result.statuses)
         assert got == _route_and_listener_gauges(), step
     assert patched >= 6
+
+
+def test_status_table_shows_each_proxys_stats_listener() -> None:
+    from egobs._status_table import render
+
+    doc = {
+        "resources": [],
+        "proxies": [
+            {
+                "name": "default/eg",
+                "listeners": [
+                    {"name": "http", "protocol": "HTTP", "port": 80, "address": "127.0.0.1:10080"}
+                ],
+                "stats": "http://127.0.0.1:29001/stats/prometheus",
+                "infra": {"state": "running", "pid": 4242, "restarts": 0},
+            }
+        ],
+    }
+    lines = render(doc).splitlines()
+    (row,) = [line for line in lines if "(stats)" in line]
+    assert row.split() == [
+        "default/eg",
+        "(stats)",
+        "HTTP",
+        "-",
+        "http://127.0.0.1:29001/stats/prometheus",
+        "running",
+        "4242",
+        "0",
+    ]
