@@ -198,7 +198,9 @@ class _Compile:
         self.backends = backends
         self.defaults = defaults
         self.namespace = proxy.namespace if proxy is not None else ""
-        self.prefix = f"telemetry/{proxy.namespace}/{proxy.name}" if proxy is not None else ""
+        # "<ns>/<envoyproxy>": names its access logs and, under "telemetry/", its clusters.
+        self.owner = f"{proxy.namespace}/{proxy.name}" if proxy is not None else ""
+        self.prefix = f"telemetry/{self.owner}"
 
     def run(self) -> CompiledTelemetry:
         telemetry = self.proxy.spec.telemetry if self.proxy is not None else None
@@ -244,7 +246,7 @@ class _Compile:
             for j, sink in enumerate(setting.sinks)
         )
         return ir.AccessLog(
-            name=f"{self.prefix.removeprefix('telemetry/')}/accesslog/{i}",
+            name=f"{self.owner}/accesslog/{i}",
             sinks=sinks,
             format=_format(setting.format),
             matches=tuple(setting.matches),
@@ -263,7 +265,7 @@ class _Compile:
             http = als.http
             return ir.GrpcAccessLog(
                 cluster,
-                als.log_name or "envoy-gateway-system/accesslog",
+                als.log_name or "accesslog",
                 http=als.type == "HTTP",
                 request_headers=tuple(http.request_headers) if http else (),
                 response_headers=tuple(http.response_headers) if http else (),

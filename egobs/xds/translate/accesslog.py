@@ -31,7 +31,7 @@ from google.protobuf import any_pb2
 
 from egobs import ir
 
-from ._common import V3, pack
+from ._common import V3, pack, stat_safe
 from .cluster import HTTP2_OPTIONS, HTTP_PROTOCOL_OPTIONS
 from .newer_api import otel_access_log_config
 
@@ -278,6 +278,9 @@ def build_telemetry_cluster(cluster: ir.TelemetryCluster) -> cluster_pb2.Cluster
     cluster is usable before any EDS response arrives.
     """
     out = cluster_pb2.Cluster(name=cluster.name)
+    stat_name = stat_safe(cluster.name)  # an EnvoyProxy's namespace/name may hold dots
+    if stat_name != cluster.name:
+        out.alt_stat_name = stat_name
     if cluster.address_type is ir.AddressType.IP:
         out.type = cluster_pb2.Cluster.STATIC
     else:
