@@ -135,6 +135,7 @@ def translate(
     """
     from egobs import gatewayapi, ir
     from egobs.config import host_binding, telemetry_defaults
+    from egobs.infra.binding import BindingError
     from egobs.xds.dump import config_dump
     from egobs.xds.translate import translate as translate_xds
 
@@ -151,7 +152,7 @@ def translate(
     try:
         gateways = {name: binding.gateway(gw) for name, gw in sorted(result.gateways.items())}
         proxies = {name: binding.proxy(p) for name, p in sorted(result.proxies.items())}
-    except ValueError as exc:  # a port map that does not fit the Gateways' ports
+    except BindingError as exc:
         click.echo(f"egobs: infra.host: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
     out: dict[str, Any] = {}
@@ -269,6 +270,7 @@ def bootstrap_command(
     """
     from egobs import gatewayapi
     from egobs.config import host_binding, telemetry_defaults
+    from egobs.infra.binding import BindingError
     from egobs.infra.host import ENVOY_FLAGS
 
     cfg = _load_config(config_file)
@@ -289,7 +291,7 @@ def bootstrap_command(
         sys.exit(EXIT_LOAD_ERROR)
     try:
         proxy = host_binding(cfg).proxy(proxy)
-    except ValueError as exc:
+    except BindingError as exc:
         click.echo(f"egobs: infra.host: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
     config = _render_bootstrap(

@@ -21,6 +21,7 @@ from typing import Any
 
 from egobs import gatewayapi, ir
 from egobs.config import Config, host_binding, telemetry_defaults
+from egobs.infra.binding import BindingError
 from egobs.infra.host import ExternalInfra, HostInfra, Infra, find_envoy
 from egobs.provider import FileProvider, ProviderEvent
 from egobs.resources import Resources
@@ -324,6 +325,8 @@ class ControlPlane:
                 t0 = time.perf_counter()
                 try:
                     await self._translate(change)
+                except BindingError as exc:  # the config's port map, not a bug: no traceback
+                    log.error("infra.host: %s; keeping the last snapshot", exc)
                 except Exception:  # a translator bug must not stop the control plane
                     log.exception("translation failed; keeping the last snapshot")
                 self.telemetry.record_handled(

@@ -16,9 +16,13 @@ from typing import TypeVar
 from egobs import ir
 from egobs.infra.ports import PortMap
 
-__all__ = ["HostBinding"]
+__all__ = ["BindingError", "HostBinding"]
 
 _L = TypeVar("_L", ir.HTTPListener, ir.TCPListener, ir.UDPListener)
+
+
+class BindingError(ValueError):
+    """The port map does not fit a Gateway's ports (out of range, or two ports merged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +34,12 @@ class HostBinding:
 
     def gateway(self, gw: ir.Gateway) -> ir.Gateway:
         """``gw`` with ports mapped and listeners on the address; the same object when
-        nothing changes, so the xDS translator's caches keep hitting."""
-        gw = self.port_map.apply_gateway(gw)
+        nothing changes, so the xDS translator's caches keep hitting. Raises
+        :class:`BindingError` naming the Gateway when its ports do not map."""
+        try:
+            gw = self.port_map.apply_gateway(gw)
+        except ValueError as exc:
+            raise BindingError(f"Gateway {gw.name}: {exc}") from None
         http = self._bind(gw.http)
         tcp = self._bind(gw.tcp)
         udp = self._bind(gw.udp)
@@ -49,7 +57,10 @@ class HostBinding:
         if stats is None:
             return proxy
         address = self.listener_address or stats.address
-        port = self.port_map.map(stats.port)
+        try:
+            port = self.port_map.map(stats.port)
+        except ValueError as exc:
+            raise BindingError(f"Gateway {proxy.name}: stats listener: {exc}") from None
         if (address, port) == (stats.address, stats.port):
             return proxy
         bound = dataclasses.replace(stats, address=address, port=port)

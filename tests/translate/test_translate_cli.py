@@ -216,3 +216,16 @@ def test_telemetry_example_is_accepted_by_envoy(envoy_bin: str, tmp_path: Path) 
     )
     problem = envoy_validate(envoy_bin, boot)
     assert problem is None, problem
+
+
+def test_a_port_map_that_does_not_fit_exits_2_naming_the_gateway(tmp_path: Path) -> None:
+    config = tmp_path / "egobs.yaml"
+    config.write_text(
+        "apiVersion: egobs.dev/v1alpha1\nkind: EgobsConfig\ninfra: {host: {portOffset: 65500}}\n"
+    )
+    code, out, err = _run("translate", "-c", str(config), "-f", str(QUICKSTART), "--to", "xds")
+    assert code == EXIT_LOAD_ERROR and out == ""
+    assert (
+        "egobs: infra.host: Gateway default/eg: listener default/eg/http: port 80 maps to 65580"
+        in err
+    )
