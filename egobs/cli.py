@@ -544,6 +544,40 @@ def demo(
         sys.exit(1)
 
 
+@main.group()
+def dashboards() -> None:
+    """Grafana dashboards (generated from egobs/dashboards/)."""
+
+
+@dashboards.command("generate")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for the JSON files [default: dashboards/ of the repo when run from "
+    "it, else ./dashboards].",
+)
+@click.option(
+    "--docs",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the Markdown reference [default: docs/dashboards.md when run "
+    "from the repo, else not written].",
+)
+def dashboards_generate(out: str | None, docs: str | None) -> None:
+    """Write one JSON per dashboard (stable: sorted keys, trailing newline) and the docs."""
+    from pathlib import Path
+
+    from egobs.dashboards import DOC_NAME, write
+
+    repo = Path.cwd()
+    in_repo = (repo / "egobs" / "dashboards").is_dir() and (repo / "pyproject.toml").is_file()
+    out_dir = Path(out) if out else repo / "dashboards"
+    doc_path = Path(docs) if docs else (repo / "docs" / DOC_NAME if in_repo else None)
+    for path in write(out_dir, docs=doc_path):
+        click.echo(str(path))
+
+
 @main.command()
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), default=None)
 @click.option("--address", default=None, help="gRPC bind address [default: 127.0.0.1].")

@@ -15,12 +15,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.metrics import MetricWrapperBase
 
 __all__ = ["REGISTRY", "definitions", "markdown"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# The standard process_* metrics of this process (CPU seconds, resident memory, open fds),
+# deliberately: the control plane's own cost is part of what it reports.
+ProcessCollector(registry=REGISTRY)
 
 # Istio's pilot_proxy_convergence_time buckets, extended below 0.1 s: on one host a change
 # usually reaches every proxy in tens of milliseconds, which Istio's buckets cannot resolve.
@@ -122,6 +125,13 @@ SNAPSHOT_BUILDS = _c(
     "xDS snapshots installed in the cache, by gateway.",
     ("gateway",),
 )
+CONFIG_CHANGE = _g(
+    "egobs_config_change_timestamp_seconds",
+    "Unix time of the last configuration change installed for a gateway (its xDS snapshot); "
+    "trace_id is that change's trace (empty when untraced or not sampled). One series per "
+    "gateway, replaced on each change: the dashboards' config-change annotation.",
+    ("gateway", "trace_id"),
+)
 CONFIG_SIZE = _h(
     "egobs_xds_config_size_bytes",
     "Serialized size of each xDS response pushed, by type URL.",
@@ -218,7 +228,9 @@ def markdown() -> str:
         "",
         "Served at the admin server's `/metrics` (Prometheus text format). Histograms, never",
         "summaries, so they aggregate across replicas. Labels are bounded: no per-stream,",
-        "per-node or per-request labels.",
+        "per-node or per-request labels. The standard `process_*` metrics of the control",
+        "plane's own process (CPU seconds, resident memory, open file descriptors) are served",
+        "too.",
         "",
         "| Metric | Type | Labels | Description |",
         "|---|---|---|---|",
