@@ -14,7 +14,8 @@ translator, then the xDS translator and the bootstrap renderer), inlined into a 
 bootstrap. The receivers run in a separate process and only count what they get (spans,
 OTLP log records, ALS entries, metric exports). Expected counts come from Envoy itself:
 every request served is one ALS entry and one OTLP log record; every request the HCM
-sampled (``tracing.random_sampling``) is one span. Lost = expected - received.
+sampled (``tracing.random_sampling``) is one span (two with ``--upstream``: server and
+client). Lost = expected - received.
 
     python bench/telemetry_overhead.py --seconds 10
 
@@ -219,20 +220,35 @@ class _Phase:
     otlp_logs: bool = False
 
 
-def _config(tmp: Path, phase: _Phase, http_port: int, admin_port: int) -> dict[str, Any]:
+_DIRECT = ir.HTTPRoute(
+    "httproute/default/bench/rule/0/match/0",
+    "*",
+    path_match=ir.PathMatch(ir.StringMatchType.PREFIX, "/"),
+    direct_response=ir.DirectResponse(200, "ok"),
+)
+
+
+def _config(
+    tmp: Path, phase: _Phase, http_port: int, admin_port: int, upstream: int | None
+) -> dict[str, Any]:
     """The static bootstrap Envoy runs: egobs's xDS inlined, plus the bootstrap's
-    telemetry (stats sinks, stats listener, tracer runtime)."""
+    telemetry (stats sinks, stats listener, tracer runtime). Its one route answers
+    directly, or proxies to 127.0.0.1:``upstream``."""
     docs = _RESOURCES.format(http_port=http_port, telemetry=phase.telemetry)
     result = gatewayapi.translate(Resources.of(load_text(docs, file="bench.yaml")))
     gw, proxy = result.gateways.get(GATEWAY), result.proxies.get(GATEWAY)
     if gw is None or proxy is None:
         raise SystemExit(f"the bench Gateway was not programmed: {result.statuses}")
-    route = ir.HTTPRoute(
-        "httproute/default/bench/rule/0/match/0",
-        "*",
-        path_match=ir.PathMatch(ir.StringMatchType.PREFIX, "/"),
-        direct_response=ir.DirectResponse(200, "ok"),
-    )
+    route = _DIRECT
+    if upstream is not None:
+        cluster = ir.Cluster(
+            "backend/default/upstream",
+            ir.AppProtocol.HTTP1,
+            ir.AddressType.IP,
+            (ir.Endpoint("127.0.0.1", upstream),),
+        )
+        destination = ir.RouteDestination("upstream", (ir.DestinationSetting(cluster, 1),))
+        route = dataclasses.replace(_DIRECT, direct_response=None, destination=destination)
     listener = dataclasses.replace(gw.http[0], address="127.0.0.1", routes=(route,))
     gw = dataclasses.replace(gw, http=(listener,))
     if proxy.stats.prometheus is not None:
@@ -258,8 +274,23 @@ def _config(tmp: Path, phase: _Phase, http_port: int, admin_port: int) -> dict[s
     return out
 
 
+def _upstream_config(http_port: int, admin_port: int) -> dict[str, Any]:
+    """A second Envoy answering "ok" directly: the fastest upstream this machine has."""
+    listener = ir.HTTPListener("default/upstream/http", "127.0.0.1", http_port, ("*",), (_DIRECT,))
+    gw = ir.Gateway("default/upstream", http=(listener,))
+    return static_bootstrap(translate(gw), admin_port=admin_port, node_cluster=gw.name)
+
+
 class _Envoy:
-    def __init__(self, tmp: Path, config: dict[str, Any], http_port: int, admin_port: int) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        config: dict[str, Any],
+        http_port: int,
+        admin_port: int,
+        *,
+        concurrency: int = 2,
+    ) -> None:
         path = tmp / f"envoy-{http_port}.json"
         path.write_text(json.dumps(config))
         self.admin = f"http://127.0.0.1:{admin_port}"
@@ -272,7 +303,7 @@ class _Envoy:
                 "--disable-hot-restart",
                 *ENVOY_FLAGS,
                 "--concurrency",
-                "2",
+                str(concurrency),
                 "--log-level",
                 "error",
             ],
@@ -320,12 +351,19 @@ def _scraper(url: str, stop: threading.Event, scrapes: list[int]) -> None:
 
 
 def run_phase(
-    tmp: Path, phase: _Phase, counts: Any, receiver_pid: int, seconds: int, connections: int
+    tmp: Path,
+    phase: _Phase,
+    counts: Any,
+    receiver_pid: int,
+    seconds: int,
+    connections: int,
+    upstream: int | None,
 ) -> dict[str, Any]:
     http_port, admin_port = free_port(), free_port()
     # Counted from before Envoy starts: its readiness probes are served and logged too.
     before = list(counts)
-    envoy = _Envoy(tmp, _config(tmp, phase, http_port, admin_port), http_port, admin_port)
+    config = _config(tmp, phase, http_port, admin_port, upstream)
+    envoy = _Envoy(tmp, config, http_port, admin_port)
     prefix = f"http.http-{http_port}."
     try:
         stop, scrapes = threading.Event(), []
@@ -343,14 +381,21 @@ def run_phase(
                 scraper.join()
         envoy_cpu = cpu_seconds(envoy.proc.pid) - cpu0[0]
         receiver_cpu = cpu_seconds(receiver_pid) - cpu0[1]
-        stats = envoy.stats()
-        served = stats[prefix + "downstream_rq_completed"]
-        sampled = stats.get(prefix + "tracing.random_sampling", 0)
+        # A sampled request is a server span, plus a client span per upstream attempt.
+        per_request = 1 if upstream is None else 2
+
+        def expected() -> tuple[int, int]:
+            # Requests wrk left in flight complete (or reset, and are logged) after it
+            # exits: read Envoy's counts again each time.
+            stats = envoy.stats()
+            served = stats[prefix + "downstream_rq_completed"]
+            return served, per_request * stats.get(prefix + "tracing.random_sampling", 0)
 
         def got() -> list[int]:
             return [now - then for now, then in zip(counts, before, strict=True)]
 
         def settled() -> bool:
+            served, sampled = expected()
             g = got()
             return (
                 (not phase.als or g[_ALS] >= served)
@@ -362,7 +407,9 @@ def run_phase(
         # for everything it served, at most 15 s; what has not come by then is lost.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not settled():
-            time.sleep(0.1)
+            time.sleep(0.2)
+        time.sleep(1.0)  # anything beyond the expected (duplicates) would arrive by now
+        served, sampled = expected()
         received = got()
         stats = envoy.stats()
     finally:
@@ -390,6 +437,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per phase")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--upstream",
+        action="store_true",
+        help="proxy to an upstream (a second Envoy answering directly, 1 worker) instead of "
+        "answering directly: a gateway's real per-request work, and upstream spans",
+    )
     parser.add_argument(
         "--breakdown",
         action="store_true",
@@ -431,13 +484,26 @@ def main() -> None:
         ]
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="egobs-bench-telemetry-") as tmp:
+        upstream = upstream_port = None
         try:
+            if args.upstream:
+                upstream_port, upstream_admin = free_port(), free_port()
+                config = _upstream_config(upstream_port, upstream_admin)
+                upstream = _Envoy(Path(tmp), config, upstream_port, upstream_admin, concurrency=1)
             for phase in phases:
                 results[phase.name] = r = run_phase(
-                    Path(tmp), phase, counts, receiver.pid, args.seconds, args.connections
+                    Path(tmp),
+                    phase,
+                    counts,
+                    receiver.pid,
+                    args.seconds,
+                    args.connections,
+                    upstream_port,
                 )
                 print(f"{phase.name:15s} {json.dumps(r)}", flush=True)
         finally:
+            if upstream is not None:
+                upstream.stop()
             receiver.terminate()
             receiver.join(10)
 
@@ -463,6 +529,7 @@ def main() -> None:
         "logs_expected_100pct": 2 * full["served"],
         "envoy_als_dropped": full["envoy_als_dropped"] + sampled["envoy_als_dropped"],
         "seconds_per_phase": args.seconds,
+        "upstream": args.upstream,
     }
     for p in phases[3:]:
         summary[f"ratio_{p.name}"] = round(results[p.name]["rps"] / off["rps"], 3)
