@@ -13,9 +13,9 @@ The telemetry comes from an EnvoyProxy through egobs's own translation (Gateway 
 translator, then the xDS translator and the bootstrap renderer), inlined into a static
 bootstrap. The receivers run in a separate process and only count what they get (spans,
 OTLP log records, ALS entries, metric exports). Expected counts come from Envoy itself:
-every request served is one ALS entry and one OTLP log record; every request the HCM
-sampled (``tracing.random_sampling``) is one span (two with ``--upstream``: server and
-client). Lost = expected - received.
+every request (``downstream_rq_total``) is one ALS entry and one OTLP log record; every request the HCM
+sampled (``tracing.random_sampling``) is one server span (with ``--upstream`` also a client
+span per attempt, counted but not expected exactly). Lost = expected - received.
 
     python bench/telemetry_overhead.py --seconds 10
 
@@ -134,8 +134,9 @@ def _telemetry(
 
 # --------------------------------------------------------------------------- receivers
 
-# Shared counters: spans, OTLP log records, ALS entries, metric exports.
-_SPANS, _LOGS, _ALS, _METRICS = range(4)
+# Shared counters: server spans (one per sampled request), all spans, OTLP log records,
+# ALS entries, metric exports.
+_SPANS, _ALL_SPANS, _LOGS, _ALS, _METRICS = range(5)
 
 
 def _receive(port: int, counts: Any, ready: Any) -> None:
@@ -146,13 +147,16 @@ def _receive(port: int, counts: Any, ready: Any) -> None:
     from envoy.service.accesslog.v3 import als_pb2
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
 
     def add(i: int, n: int) -> None:
         counts[i] += n  # one thread (the event loop) writes: no lock needed
 
     async def traces(request: bytes, context: Any) -> bytes:
         msg = trace_service_pb2.ExportTraceServiceRequest.FromString(request)
-        add(_SPANS, sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans))
+        spans = [s for rs in msg.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        add(_ALL_SPANS, len(spans))
+        add(_SPANS, sum(1 for s in spans if s.kind == trace_pb2.Span.SPAN_KIND_SERVER))
         return b""
 
     async def logs(request: bytes, context: Any) -> bytes:
@@ -350,6 +354,17 @@ def _scraper(url: str, stop: threading.Event, scrapes: list[int]) -> None:
         scrapes.append(len(body))
 
 
+def _quiesce(counts: Any, *, still_s: float = 0.5, limit_s: float = 5.0) -> None:
+    """Wait until the receivers' counts stay still for ``still_s`` (at most ``limit_s``)."""
+    deadline = time.monotonic() + limit_s
+    last, since = list(counts), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < still_s:
+        time.sleep(0.05)
+        now = list(counts)
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 def run_phase(
     tmp: Path,
     phase: _Phase,
@@ -381,15 +396,13 @@ def run_phase(
                 scraper.join()
         envoy_cpu = cpu_seconds(envoy.proc.pid) - cpu0[0]
         receiver_cpu = cpu_seconds(receiver_pid) - cpu0[1]
-        # A sampled request is a server span, plus a client span per upstream attempt.
-        per_request = 1 if upstream is None else 2
 
         def expected() -> tuple[int, int]:
-            # Requests wrk left in flight complete (or reset, and are logged) after it
-            # exits: read Envoy's counts again each time.
+            # Requests wrk left in flight complete, or are reset and logged all the same,
+            # after it exits: count every request Envoy started, read again each time.
             stats = envoy.stats()
-            served = stats[prefix + "downstream_rq_completed"]
-            return served, per_request * stats.get(prefix + "tracing.random_sampling", 0)
+            served = stats[prefix + "downstream_rq_total"]
+            return served, stats.get(prefix + "tracing.random_sampling", 0)
 
         def got() -> list[int]:
             return [now - then for now, then in zip(counts, before, strict=True)]
@@ -414,13 +427,16 @@ def run_phase(
         stats = envoy.stats()
     finally:
         envoy.stop()
+        # What Envoy flushed on its way out belongs to this phase, not the next one.
+        _quiesce(counts)
     return {
         "rps": round(rps),
         "envoy_cpu_percent": round(100 * envoy_cpu / seconds),
         "receiver_cpu_percent": round(100 * receiver_cpu / seconds),
         "served": served,
         "sampled": sampled,
-        "spans": received[_SPANS],
+        "server_spans": received[_SPANS],
+        "spans": received[_ALL_SPANS],
         "als_entries": received[_ALS],
         "otlp_logs": received[_LOGS],
         "metric_exports": received[_METRICS],
@@ -453,7 +469,7 @@ def main() -> None:
         raise SystemExit("--seconds must be within 1..120")
 
     receiver_port, stats_port = free_port(), free_port()
-    counts = multiprocessing.Array("q", 4, lock=False)
+    counts = multiprocessing.Array("q", 5, lock=False)
     ready = multiprocessing.Event()
     receiver = multiprocessing.Process(
         target=_receive, args=(receiver_port, counts, ready), daemon=True
@@ -511,7 +527,7 @@ def main() -> None:
 
     def lost(r: dict[str, Any]) -> tuple[int, int]:
         # Expected minus received, raw: a negative figure would mean duplicates.
-        spans = r["sampled"] - r["spans"]
+        spans = r["sampled"] - r["server_spans"]
         logs = (r["served"] - r["als_entries"]) + (r["served"] - r["otlp_logs"])
         return spans, logs
 
