@@ -95,3 +95,105 @@ def envoy_validate(envoy: str, config: Path) -> str | None:
         return output[-4000:]
     deprecated = [line for line in output.splitlines() if "eprecated" in line]
     return "\n".join(deprecated)[-4000:] or None
+
+
+PROMETHEUS = os.environ.get("EGOBS_PROMETHEUS", "/usr/bin/prometheus")
+
+
+def prometheus_binary() -> str:
+    """Debian's Prometheus (or ``$EGOBS_PROMETHEUS``); missing fails the test, never skips."""
+    if not (os.path.isfile(PROMETHEUS) and os.access(PROMETHEUS, os.X_OK)):
+        pytest.fail(
+            f"Prometheus not found at {PROMETHEUS}: install Debian's 'prometheus' package "
+            "(apt-get install prometheus; .ci/run does) or set EGOBS_PROMETHEUS"
+        )
+    return PROMETHEUS
+
+
+class PrometheusServer:
+    """A real Prometheus on a free 127.0.0.1 port scraping ``jobs`` (scrape_configs
+    entries) every second, with its config and TSDB under ``tmp``; stopped by PID."""
+
+    def __init__(self, tmp: Path, jobs: list[dict[str, Any]]) -> None:
+        import yaml
+
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.port = unused_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = tmp / "prometheus.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+                    "scrape_configs": jobs,
+                }
+            )
+        )
+        self.log_path = tmp / "prometheus.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                prometheus_binary(),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def alive(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"prometheus exited {self.proc.returncode}:\n{self.log()}")
+        return True
+
+    def api(self, path: str, **params: str) -> dict[str, Any]:
+        """The whole JSON answer (``status``, then ``data`` or ``error``), errors included."""
+        import json
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        self.alive()
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return json.load(resp)  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as err:  # 400/422: the query's error, as JSON
+            return json.load(err)  # type: ignore[no-any-return]
+
+    def ready(self) -> bool:
+        import urllib.request
+
+        self.alive()
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's vector; fails the test on any error."""
+        doc = self.api("/api/v1/query", query=promql)
+        assert doc["status"] == "success", doc
+        assert doc["data"]["resultType"] == "vector", doc
+        return list(doc["data"]["result"])
+
+    def targets(self) -> list[dict[str, Any]]:
+        doc = self.api("/api/v1/targets")
+        assert doc["status"] == "success", doc
+        return list(doc["data"]["activeTargets"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()

@@ -17,8 +17,6 @@ Every process is stopped by PID; everything binds 127.0.0.1.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
@@ -46,6 +44,7 @@ from dataplane_helpers import (
     wait_until,
 )
 from receivers import GrpcTelemetryReceiver
+from testkit import PrometheusServer, prometheus_binary
 
 from egobs.dashboards import all_queries
 from egobs.dashboards.catalog import COLLECTOR, METRICS
@@ -53,7 +52,6 @@ from egobs.echo import EchoServer, start_echo_in_thread
 
 pytestmark = pytest.mark.envoy
 
-PROMETHEUS = os.environ.get("EGOBS_PROMETHEUS", "/usr/bin/prometheus")
 TRAFFIC_S = 8.0  # bounded traffic: this long...
 TRAFFIC_MAX = 4000  # ...and at most this many requests
 RATE_INTERVAL = "1m"  # $__rate_interval: covers the whole run, start-up changes included
@@ -83,15 +81,6 @@ ABSENT_FROM_LIVE = {
 
 def allowed(dashboard: str, panel: str, ref: str) -> str | None:
     return ALLOWED_EMPTY.get((dashboard, panel, ref)) or ALLOWED_EMPTY.get(("*", panel, ref))
-
-
-def prometheus_binary() -> str:
-    if not (os.path.isfile(PROMETHEUS) and os.access(PROMETHEUS, os.X_OK)):
-        pytest.fail(
-            f"Prometheus not found at {PROMETHEUS}: install Debian's 'prometheus' package "
-            "(apt-get install prometheus; .ci/run does) or set EGOBS_PROMETHEUS"
-        )
-    return PROMETHEUS
 
 
 def fetch(url: str, timeout: float = 5) -> str:
@@ -133,52 +122,6 @@ class Proc:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
-
-
-class Prometheus(Proc):
-    def __init__(self, tmp: Path, jobs: list[dict[str, Any]]) -> None:
-        tmp.mkdir()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = tmp / "prometheus.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-                    "scrape_configs": jobs,
-                }
-            )
-        )
-        super().__init__(
-            [
-                prometheus_binary(),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            tmp / "prometheus.log",
-        )
-
-    def api(self, path: str, **params: str) -> dict[str, Any]:
-        self.alive()
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return json.load(resp)  # type: ignore[no-any-return]
-        except urllib.error.HTTPError as err:  # 400/422: the query's error, as JSON
-            return json.load(err)  # type: ignore[no-any-return]
-
-    def ready(self) -> bool:
-        self.alive()
-        try:
-            return fetch(self.url + "/-/ready", 2) != ""
-        except OSError:
-            return False
-
-    def targets_up(self) -> bool:
-        targets = self.api("/api/v1/targets")["data"]["activeTargets"]
-        return len(targets) == 3 and all(t["health"] == "up" for t in targets)
 
 
 # --------------------------------------------------------------------------- the stack
@@ -223,7 +166,7 @@ class Live:
         )
         self.stack = self._serve(tmp / "serve", echo, rx)
         stats = urllib.parse.urlsplit(self.stack.stats_url())
-        self.prometheus = Prometheus(
+        self.prometheus = PrometheusServer(
             tmp / "prom",
             [
                 {
@@ -315,7 +258,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, envoy_bin: str) -> Iterator[Live]:
-    prometheus_binary()
+    prometheus_binary()  # fail before starting anything when it is missing
     tmp = tmp_path_factory.mktemp("dashboards")
     echo = start_echo_in_thread(name="echo")
     rx = GrpcTelemetryReceiver().start()
@@ -323,7 +266,11 @@ def live(tmp_path_factory: pytest.TempPathFactory, envoy_bin: str) -> Iterator[L
     try:
         stack = Live(tmp, echo, rx)
         wait_until(stack.prometheus.ready, timeout=30, what="Prometheus ready")
-        wait_until(stack.prometheus.targets_up, timeout=20, what="all three targets up")
+        wait_until(
+            lambda: [t["health"] for t in stack.prometheus.targets()] == ["up"] * 3,
+            timeout=20,
+            what="all three targets up",
+        )
         stack.change_config()
         counts = stack.traffic()
         assert counts.get(200) and counts.get(404) and counts.get(503), counts
