@@ -20,7 +20,7 @@ Panels:
 
 from __future__ import annotations
 
-from egobs.dashboards.envoy import ENVOY
+from egobs.dashboards.envoy import ENVOY, PROXY_VARIABLES
 from egobs.dashboards.kit import DashboardSpec, PanelSpec, Query, Row, Variable
 
 __all__ = ["SPEC"]
@@ -40,10 +40,7 @@ SPEC = DashboardSpec(
     title="egobs / Upstream clusters",
     doc=__doc__,
     variables=(
-        Variable("gateway", "gateway", 'envoy_server_live{job="envoy"}', "Gateway"),
-        Variable(
-            "proxy", "instance", 'envoy_server_live{job="envoy",gateway=~"$gateway"}', "Proxy"
-        ),
+        *PROXY_VARIABLES,
         Variable(
             "cluster",
             "envoy_cluster_name",

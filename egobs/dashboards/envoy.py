@@ -24,6 +24,12 @@ from egobs.dashboards.kit import DashboardSpec, PanelSpec, Query, Row, Variable
 __all__ = ["ENVOY", "SPEC"]
 
 ENVOY = 'gateway=~"$gateway",instance=~"$proxy"'
+# The variables ENVOY filters on, shared by every dashboard that charts Envoy's stats: the
+# Gateway (a target label of the envoy job) and the proxy (its scrape target).
+PROXY_VARIABLES = (
+    Variable("gateway", "gateway", 'envoy_server_live{job="envoy"}', "Gateway"),
+    Variable("proxy", "instance", 'envoy_server_live{job="envoy",gateway=~"$gateway"}', "Proxy"),
+)
 # The Gateway listeners' HTTP connection managers, not Envoy's admin or egobs's stats listener.
 HCM = f'{ENVOY},envoy_http_conn_manager_prefix!~"admin|egobs-stats"'
 RI = "[$__rate_interval]"
@@ -49,12 +55,7 @@ SPEC = DashboardSpec(
     uid="egobs-envoy",
     title="egobs / Envoy proxies",
     doc=__doc__,
-    variables=(
-        Variable("gateway", "gateway", 'envoy_server_live{job="envoy"}', "Gateway"),
-        Variable(
-            "proxy", "instance", 'envoy_server_live{job="envoy",gateway=~"$gateway"}', "Proxy"
-        ),
-    ),
+    variables=(*PROXY_VARIABLES,),
     rows=(
         Row(
             "Traffic",

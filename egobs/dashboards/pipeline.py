@@ -24,8 +24,8 @@ Panels:
 
 from __future__ import annotations
 
-from egobs.dashboards.envoy import ENVOY
-from egobs.dashboards.kit import DashboardSpec, PanelSpec, Query, Row, Variable
+from egobs.dashboards.envoy import ENVOY, PROXY_VARIABLES
+from egobs.dashboards.kit import DashboardSpec, PanelSpec, Query, Row
 
 __all__ = ["SPEC"]
 
@@ -54,12 +54,7 @@ SPEC = DashboardSpec(
     uid="egobs-telemetry-pipeline",
     title="egobs / Telemetry pipeline",
     doc=__doc__,
-    variables=(
-        Variable("gateway", "gateway", 'envoy_server_live{job="envoy"}', "Gateway"),
-        Variable(
-            "proxy", "instance", 'envoy_server_live{job="envoy",gateway=~"$gateway"}', "Proxy"
-        ),
-    ),
+    variables=(*PROXY_VARIABLES,),
     rows=(
         Row(
             "egobs sink",
