@@ -564,7 +564,14 @@ def dashboards() -> None:
     help="Where to write the Markdown reference [default: docs/dashboards.md when run "
     "from the repo, else not written].",
 )
-def dashboards_generate(out: str | None, docs: str | None) -> None:
+@click.option(
+    "--readme",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A README whose dashboard section to rewrite [default: README.md when run from "
+    "the repo, else none].",
+)
+def dashboards_generate(out: str | None, docs: str | None, readme: str | None) -> None:
     """Write one JSON per dashboard (stable: sorted keys, trailing newline) and the docs."""
     from pathlib import Path
 
@@ -574,7 +581,8 @@ def dashboards_generate(out: str | None, docs: str | None) -> None:
     in_repo = (repo / "egobs" / "dashboards").is_dir() and (repo / "pyproject.toml").is_file()
     out_dir = Path(out) if out else repo / "dashboards"
     doc_path = Path(docs) if docs else (repo / "docs" / DOC_NAME if in_repo else None)
-    for path in write(out_dir, docs=doc_path):
+    readme_path = Path(readme) if readme else (repo / "README.md" if in_repo else None)
+    for path in write(out_dir, docs=doc_path, readme=readme_path):
         click.echo(str(path))
 
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 from egobs.dashboards.render import (
     DASHBOARDS,
     DOC_NAME,
+    README_BEGIN,
+    README_END,
     PanelQuery,
     all_queries,
     dashboard_json,
     markdown,
+    readme_with_dashboards,
     render_all,
     write,
 )
@@ -24,10 +27,13 @@ from egobs.dashboards.render import (
 __all__ = [
     "DASHBOARDS",
     "DOC_NAME",
+    "README_BEGIN",
+    "README_END",
     "PanelQuery",
     "all_queries",
     "dashboard_json",
     "markdown",
+    "readme_with_dashboards",
     "render_all",
     "write",
 ]

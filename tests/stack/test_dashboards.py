@@ -15,7 +15,13 @@ import pytest
 from click.testing import CliRunner
 
 from egobs.cli import main
-from egobs.dashboards import DASHBOARDS, all_queries, markdown, render_all
+from egobs.dashboards import (
+    DASHBOARDS,
+    all_queries,
+    markdown,
+    readme_with_dashboards,
+    render_all,
+)
 from egobs.dashboards.catalog import counter_like, family, metric_names
 from egobs.dashboards.kit import CHANGE_ANNOTATION, NACK_ANNOTATION
 
@@ -40,9 +46,11 @@ def panels(name: str) -> list[dict[str, Any]]:
 
 
 def test_generate_writes_what_is_checked_in(tmp_path: Path) -> None:
-    out, doc = tmp_path / "dashboards", tmp_path / "dashboards.md"
+    out, doc, readme = tmp_path / "dashboards", tmp_path / "dashboards.md", tmp_path / "README.md"
+    readme.write_text((REPO / "README.md").read_text())
     result = CliRunner().invoke(
-        main, ["dashboards", "generate", "--out", str(out), "--docs", str(doc)]
+        main,
+        ["dashboards", "generate", "--out", str(out), "--docs", str(doc), "--readme", str(readme)],
     )
     assert result.exit_code == 0, result.output
     generated = sorted(p.name for p in out.iterdir())
@@ -52,6 +60,15 @@ def test_generate_writes_what_is_checked_in(tmp_path: Path) -> None:
         assert text.endswith("}\n")
         assert text == (CHECKED_IN / name).read_text(), f"dashboards/{name} is stale: {FIX}"
     assert doc.read_text() == DOC.read_text(), f"docs/dashboards.md is stale: {FIX}"
+    assert readme.read_text() == (REPO / "README.md").read_text(), f"README.md is stale: {FIX}"
+
+
+def test_readme_lists_every_dashboard_as_generated() -> None:
+    """README.md's dashboard section is what `egobs dashboards generate` writes there."""
+    readme = (REPO / "README.md").read_text()
+    assert readme_with_dashboards(readme) == readme, f"README.md's dashboard list is stale: {FIX}"
+    for spec in DASHBOARDS:
+        assert f"#### {spec.title}" in readme
 
 
 def test_output_is_stable_and_sorted() -> None:
