@@ -249,6 +249,7 @@ class ControlPlane:
                     del self._translators[name]
                     self.resource_sets.pop(name, None)
                     self.cache.delete(name)
+                    tel.record_snapshot_deleted(name)
                 self.gateways = gateways
                 self.proxies = {name: self.binding.proxy(p) for name, p in result.proxies.items()}
                 # Full GC passes over the ~10^6 long-lived objects of a large config take

@@ -274,6 +274,13 @@ class Telemetry:
         self._last_change[gateway] = trace_id
         m.CONFIG_CHANGE.labels(gateway, trace_id).set(time.time())
 
+    def record_snapshot_deleted(self, gateway: str) -> None:
+        """``gateway`` is gone: its last-change series goes with it."""
+        trace_id = self._last_change.pop(gateway, None)
+        if self.metrics and trace_id is not None:
+            with contextlib.suppress(KeyError):
+                m.CONFIG_CHANGE.remove(gateway, trace_id)
+
     def record_infra_apply(self, seconds: float) -> None:
         if self.metrics:
             m.INFRA_APPLY_DURATION.observe(seconds)

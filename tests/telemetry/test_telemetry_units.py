@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from egobs._status_table import render_syncz
 from egobs.config import Config
 from egobs.controlplane import XDS_REJECTED, ChangeContext, ControlPlane
+from egobs.resources import Resources
 from egobs.telemetry import metrics as m
 from egobs.telemetry.core import Telemetry
 from egobs.telemetry.logging import JsonFormatter
@@ -276,3 +277,33 @@ def test_status_table_shows_each_proxys_stats_listener() -> None:
         "4242",
         "0",
     ]
+
+
+def test_config_change_series_follow_each_gateways_last_change() -> None:
+    """egobs_config_change_timestamp_seconds: one series per gateway, labelled with the
+    trace of its last change, replaced on each change and removed with the gateway."""
+    tel, _ = traced()
+    gw = "unit/changes"
+
+    def series() -> dict[str, float]:
+        return {
+            s.labels["trace_id"]: s.value
+            for family in m.REGISTRY.collect()
+            if family.name == "egobs_config_change_timestamp_seconds"
+            for s in family.samples
+            if s.labels["gateway"] == gw
+        }
+
+    trace_ids = []
+    for _ in range(2):
+        root = tel.change_started(time.time(), Resources())
+        with tel.span("xds.translate", contexts=(root,)) as span:
+            assert span is not None
+            trace_ids.append(f"{span.get_span_context().trace_id:032x}")
+            before = time.time()
+            tel.record_snapshot(gw)
+        (only,) = series().items()
+        assert only[0] == trace_ids[-1] and before <= only[1] <= time.time()
+    assert trace_ids[0] != trace_ids[1]
+    tel.record_snapshot_deleted(gw)
+    assert series() == {}
