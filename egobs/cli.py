@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import click
@@ -64,13 +66,98 @@ def main() -> None:
         sys.exit(EXIT_BROKEN_INSTALL)
 
 
+# What `--to` can print. `gateway-api` is egctl's name for the input resources with their
+# statuses, which is what `status` prints: it is an alias of it.
+_TO_CHOICES = ("status", "gateway-api", "ir", "xds", "bootstrap")
+_TO_ALIASES = {"gateway-api": "status"}
+# egctl's `--type`: one part of the Envoy config (the bootstrap or one xDS resource type).
+TRANSLATE_TYPES = ("all", "bootstrap", "cluster", "listener", "route", "endpoint", "secret")
+# RFC 3339's date-time (section 5.6): a full date, "T", a full time, an offset. The pattern
+# keeps out what datetime.fromisoformat accepts and RFC 3339 does not (a date alone, no
+# offset, a space, ISO 8601's basic format); fromisoformat then checks the values.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
 def _split_csv(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
-    allowed = {"status", "ir", "xds", "bootstrap"}
-    bad = [v for v in items if v not in allowed]
+    bad = [v for v in items if v not in _TO_CHOICES]
     if bad or not items:
-        raise click.BadParameter(f"choose from {', '.join(sorted(allowed))} (comma-separated)")
-    return items
+        raise click.BadParameter(f"choose from {', '.join(_TO_CHOICES)} (comma-separated)")
+    out: list[str] = []
+    for item in items:
+        item = _TO_ALIASES.get(item, item)
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _rfc3339(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    valid = _RFC3339.fullmatch(value) is not None
+    if valid:
+        try:
+            datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            valid = False
+    if not valid:
+        raise click.BadParameter(
+            f"{value!r} is not an RFC 3339 time (such as 2026-01-01T00:00:00Z)"
+        )
+    return value
+
+
+def _type_conflict(xds_type: str, to: Sequence[str]) -> str | None:
+    """Why ``--type`` cannot apply to ``--to`` (None when it can).
+
+    As in egctl, the Envoy config is the bootstrap plus the xDS resources and ``--type``
+    picks one part of it: ``bootstrap`` needs ``--to`` to print the Envoy config (xds or
+    bootstrap), an xDS type needs ``--to xds``.
+    """
+    if xds_type == "all":
+        return None
+    if xds_type == "bootstrap":
+        if "xds" in to or "bootstrap" in to:
+            return None
+        needed = "xds or bootstrap"
+    elif "xds" in to:
+        return None
+    else:
+        needed = "xds"
+    return (
+        f"--type {xds_type} selects part of the Envoy config, but --to {','.join(to)} "
+        f"prints none of it: add {needed} to --to, or use --type all"
+    )
+
+
+def _unknown_parents(resources: Any) -> list[str]:
+    """A warning per route parentRef naming a Gateway that is not in the input: such a
+    route is attached to nothing, so it has no status and no xDS."""
+    from egobs.resources.gatewayapi import GROUP
+
+    gateways = {(gw.namespace, gw.name) for gw in resources.gateways}
+    routes = [
+        *resources.http_routes,
+        *resources.grpc_routes,
+        *resources.tcp_routes,
+        *resources.udp_routes,
+        *resources.tls_routes,
+    ]
+    warnings = []
+    for route in routes:
+        for i, ref in enumerate(route.spec.parent_refs):
+            if ref.kind != "Gateway" or ref.group != GROUP:
+                continue
+            namespace = ref.namespace or route.namespace
+            if (namespace, ref.name) not in gateways:
+                where = f"{route.source}: " if route.source is not None else ""
+                warnings.append(
+                    f"egobs: warning: {where}{route.ref()}: spec.parentRefs[{i}]: "
+                    f"Gateway {namespace}/{ref.name} is not in the input"
+                )
+    return warnings
 
 
 @main.command()
@@ -91,20 +178,31 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str) -> list[s
     "apply, as in `egobs serve -c` [default: the built-in defaults, as `egobs serve`].",
 )
 @click.option(
+    "--from",
+    "from_",
+    type=click.Choice(("gateway-api",)),
+    default="gateway-api",
+    show_default=True,
+    help="What the input is: Gateway API resources (the only choice, as in egctl).",
+)
+@click.option(
     "--to",
     "to",
     default="status,ir,xds",
     show_default=True,
     callback=_split_csv,
-    help="What to print: status, ir, xds, bootstrap (comma-separated).",
+    help="What to print (comma-separated): status (the input resources with their "
+    "statuses; gateway-api is an alias, egctl's name), ir, xds, bootstrap.",
 )
 @click.option(
+    "-t",
     "--type",
     "xds_type",
-    type=click.Choice(("all", *XDS_TYPES)),
+    type=click.Choice(TRANSLATE_TYPES),
     default="all",
     show_default=True,
-    help="Which xDS resource type to print.",
+    help="Which part of the Envoy config to print, as in egctl: bootstrap (needs --to with "
+    "xds or bootstrap) or one xDS type (needs --to with xds); the other part is left out.",
 )
 @click.option(
     "-o", "--output", type=click.Choice(("yaml", "json")), default="yaml", show_default=True
@@ -117,11 +215,14 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 @click.option(
     "--now",
     default=None,
-    help="Fixed lastTransitionTime for conditions (RFC 3339), for reproducible output.",
+    callback=_rfc3339,
+    help="Fixed lastTransitionTime for conditions, an RFC 3339 time such as "
+    "2026-01-01T00:00:00Z, for reproducible output.",
 )
 def translate(
     files: Sequence[str],
     config_file: str | None,
+    from_: str,
     to: list[str],
     xds_type: str,
     output: str,
@@ -132,8 +233,9 @@ def translate(
 
     Like Envoy Gateway's `egctl x translate`. With the same config, what it prints is what
     `egobs serve` serves (the bootstrap with a fixed node id and admin port). Exits 2 when
-    the input cannot be loaded; problems with routes or gateways are reported as
-    statuses, not errors.
+    the input cannot be loaded or holds no objects; problems with routes or gateways are
+    reported as statuses, not errors, and a route whose parent Gateway is not in the input
+    as a warning on stderr.
     """
     from egobs import gatewayapi, ir
     from egobs.config import host_binding, telemetry_defaults
@@ -141,8 +243,23 @@ def translate(
     from egobs.xds.dump import config_dump
     from egobs.xds.translate import translate as translate_xds
 
+    conflict = _type_conflict(xds_type, to)
+    if conflict is not None:
+        raise click.UsageError(conflict)
+    # The part of the Envoy config --type leaves out is not printed.
+    if xds_type == "bootstrap":
+        to = [t for t in to if t not in ("xds", "bootstrap")] + ["bootstrap"]
+    elif xds_type != "all":
+        to = [t for t in to if t != "bootstrap"]
+
     cfg = _load_config(config_file)
     resources = _load_resources(cfg, files)
+    if not len(resources):
+        paths = [("<stdin>" if f == "-" else str(f)) for f in files] or cfg.provider.file.paths
+        click.echo(f"egobs: no objects in {', '.join(paths)}: nothing to translate", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    for warning in _unknown_parents(resources):
+        click.echo(warning, err=True)
 
     result = gatewayapi.translate(
         resources,
