@@ -72,6 +72,10 @@ _TO_CHOICES = ("status", "gateway-api", "ir", "xds", "bootstrap")
 _TO_ALIASES = {"gateway-api": "status"}
 # egctl's `--type`: one part of the Envoy config (the bootstrap or one xDS resource type).
 TRANSLATE_TYPES = ("all", "bootstrap", "cluster", "listener", "route", "endpoint", "secret")
+# `egobs config envoy-proxy TYPE` (translate's --type, as in egctl) and `egobs stats
+# envoy-proxy --type` choices; egobs._inspect maps each to what it reads.
+CONFIG_TYPE_NAMES = TRANSLATE_TYPES
+STATS_TYPE_NAMES = ("all", "server", "clusters")
 # RFC 3339's date-time (section 5.6): a full date, "T", a full time, an offset. The pattern
 # keeps out what datetime.fromisoformat accepts and RFC 3339 does not (a date alone, no
 # offset, a space, ISO 8601's basic format); fromisoformat then checks the values.
@@ -864,6 +868,214 @@ def version(output: str) -> None:
     width = max(len(k) for k, _ in rows) + 2
     for key, value in rows:
         click.echo(f"{key + ':':<{width}}{value}")
+
+
+# --------------------------------------------------------------------------- what proxies hold
+
+
+def _gateway_envoys(gateway: str, namespace: str | None, target: AdminTarget) -> list[Any]:
+    """The Envoys egobs runs for GATEWAY; exits 2 on a malformed GATEWAY, 1 when there is
+    none (not served, External infra, not running)."""
+    from egobs._inspect import NoEnvoy, gateway_ref, host_envoys
+
+    try:
+        ref = gateway_ref(gateway, namespace)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="GATEWAY") from None
+    try:
+        return host_envoys(admin_get(target, "/debug/status"), ref)
+    except NoEnvoy as exc:
+        click.echo(f"egobs: {exc}", err=True)
+        sys.exit(1)
+
+
+def _envoy_fetch(url: str) -> bytes:
+    from egobs._inspect import FetchError, fetch
+
+    try:
+        return fetch(url)
+    except FetchError as exc:
+        click.echo(f"egobs: the Envoy's admin did not answer: {exc}", err=True)
+        sys.exit(1)
+
+
+_GATEWAY_NAMESPACE = click.option(
+    "-n",
+    "--namespace",
+    default=None,
+    help="The Gateway's namespace when GATEWAY is a bare NAME [default: default].",
+)
+
+
+@main.group()
+def config() -> None:
+    """What a running proxy holds (like `egctl config`)."""
+
+
+@config.command("envoy-proxy")
+@click.argument("gateway")
+@click.argument(
+    "config_type", metavar="[TYPE]", default="all", type=click.Choice(tuple(CONFIG_TYPE_NAMES))
+)
+@_GATEWAY_NAMESPACE
+@click.option(
+    "-o", "--output", type=click.Choice(("yaml", "json")), default="yaml", show_default=True
+)
+@_admin_options
+def config_envoy_proxy(
+    gateway: str,
+    config_type: str,
+    namespace: str | None,
+    output: str,
+    admin: str | None,
+    config_file: str | None,
+) -> None:
+    """Print the config a Gateway's Envoy holds: its admin /config_dump, secrets redacted.
+
+    \b
+    GATEWAY: NAMESPACE/NAME, or NAME with -n (default namespace: default).
+    TYPE: all (default), bootstrap, cluster, listener, route, endpoint, secret.
+
+    Reads the Envoys egobs runs (infra.type Host), found through the control plane's
+    /debug/status; printed per Envoy node id. Private keys never show: Envoy redacts them
+    and egobs redacts any PEM or base64-encoded private key left anywhere.
+
+    \b
+    Examples:
+      egobs config envoy-proxy default/eg                # everything, endpoints included
+      egobs config envoy-proxy eg route -o json          # the route tables
+      egobs config envoy-proxy eg secret -n team-b       # certificates, keys redacted
+
+    Exits 1 when the control plane or the Envoy cannot be reached, or the Gateway has no
+    Envoy egobs runs (not served, External infra, not running); 2 on a usage error.
+    """
+    import json as _json
+
+    from egobs._inspect import config_section, redact
+
+    target = _admin_target(admin, config_file)
+    out: dict[str, Any] = {}
+    for envoy in _gateway_envoys(gateway, namespace, target):
+        query = "?include_eds" if config_type in ("all", "endpoint") else ""
+        dump = _json.loads(_envoy_fetch(envoy.url + "/config_dump" + query))
+        out[envoy.node] = redact(config_section(dump, config_type))
+    _emit(out, output)
+
+
+@main.group()
+def stats() -> None:
+    """A running proxy's statistics (like `egctl x stats`)."""
+
+
+@stats.command("envoy-proxy")
+@click.argument("gateway")
+@_GATEWAY_NAMESPACE
+@click.option(
+    "--type",
+    "stats_type",
+    type=click.Choice(tuple(STATS_TYPE_NAMES)),
+    default="all",
+    show_default=True,
+    help="server: the server.* stats; clusters: the cluster.* stats (upstreams).",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(("prom", "json")), default="prom", show_default=True
+)
+@_admin_options
+def stats_envoy_proxy(
+    gateway: str,
+    namespace: str | None,
+    stats_type: str,
+    output: str,
+    admin: str | None,
+    config_file: str | None,
+) -> None:
+    """Print a Gateway's Envoy statistics: Prometheus text (/stats/prometheus) or Envoy's
+    JSON (/stats?format=json).
+
+    GATEWAY is NAMESPACE/NAME, or NAME with -n. With more than one Envoy, each one's
+    stats follow a `# node: NODE` line (prom) or sit under its node id (json).
+
+    \b
+    Examples:
+      egobs stats envoy-proxy default/eg --type server
+      egobs stats envoy-proxy eg --type clusters -o json
+
+    Exits 1 when the control plane or the Envoy cannot be reached, or the Gateway has no
+    Envoy egobs runs; 2 on a usage error.
+    """
+    import json as _json
+
+    from egobs._inspect import stats_path
+
+    target = _admin_target(admin, config_file)
+    envoys = _gateway_envoys(gateway, namespace, target)
+    path = stats_path(stats_type, output)
+    if output == "json":
+        docs = {e.node: _json.loads(_envoy_fetch(e.url + path)) for e in envoys}
+        click.echo(_json.dumps(docs if len(docs) > 1 else next(iter(docs.values())), indent=2))
+        return
+    for envoy in envoys:
+        if len(envoys) > 1:
+            click.echo(f"# node: {envoy.node}")
+        click.echo(_envoy_fetch(envoy.url + path).decode(errors="replace"), nl=False)
+
+
+# --------------------------------------------------------------------------- support bundle
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The archive to write [default: egobs-bundle-<UTC time>.tar.gz here].",
+)
+@_admin_options
+def collect(output: str | None, admin: str | None, config_file: str | None) -> None:
+    """Collect a support bundle (tar.gz) to attach to a bug report, like `egctl x collect`.
+
+    \b
+    It holds, under egobs-bundle/:
+      controlplane/  /debug/status, /debug/syncz, /debug/config_dump, /metrics
+      proxies/NODE/  each Envoy egobs runs: /config_dump (with endpoints), /stats,
+                     /server_info, and the end of its log
+      version.json   `egobs version -o json`
+      config.json    the effective config, when -c is given
+      manifest.json  where it came from, what failed, what was left out
+
+    Private keys are redacted from every member (PEM or base64-encoded). An Envoy that
+    does not answer is noted in the manifest, not fatal. Exits 1 when the control plane
+    cannot be reached.
+    """
+    from datetime import UTC
+    from pathlib import Path
+
+    from egobs._inspect import collect as collect_bundle
+
+    target = _admin_target(admin, config_file)
+    status_doc = admin_get(target, "/debug/status")
+    bundle = collect_bundle(target.url, status_doc)
+    bundle.add_json("version.json", versions())
+    if config_file:
+        cfg = _load_config(config_file)
+        bundle.add_json("config.json", cfg.model_dump(mode="json", by_alias=True))
+    now = datetime.now(UTC)
+    path = Path(output or f"egobs-bundle-{now:%Y%m%dT%H%M%SZ}.tar.gz")
+    manifest = {
+        "collectedAt": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "admin": {"url": target.url, "source": target.source},
+    }
+    try:
+        bundle.write(path, manifest=manifest)
+    except OSError as exc:
+        click.echo(f"egobs: cannot write {path}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    for problem in bundle.errors:
+        click.echo(f"egobs: warning: {problem}", err=True)
+    click.echo(str(path))
 
 
 @main.command()

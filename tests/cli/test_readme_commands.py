@@ -41,6 +41,16 @@ SKIPS = (
         r"\.venv/bin/egobs status\b",
         "needs a running control plane; driven against `egobs serve` by tests/cli/test_cli_e2e.py",
     ),
+    Skip(
+        r"\.venv/bin/egobs (config|stats) envoy-proxy\b",
+        "needs a running control plane and its Envoy; driven against `egobs serve` by "
+        "tests/cli/test_cli_inspect.py",
+    ),
+    Skip(
+        r"\.venv/bin/egobs collect\b",
+        "needs a running control plane; driven against `egobs serve` by "
+        "tests/cli/test_cli_inspect.py",
+    ),
     Skip(r"\.venv/bin/egobs sink\b", "the access-log sink: a long-running server"),
     Skip(r"\.venv/bin/egobs echo\b", "an echo backend: a long-running server"),
     Skip(
