@@ -110,7 +110,36 @@ def prometheus_binary() -> str:
     return PROMETHEUS
 
 
-class PrometheusServer:
+class LoggedProcess:
+    """A subprocess with its output in a log file; :meth:`stop` ends it by PID."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        """True while it runs; fails the test with its log once it has exited."""
+        if self.proc.poll() is not None:
+            name = Path(str(self.proc.args[0])).name  # type: ignore[index]
+            raise AssertionError(f"{name} exited {self.proc.returncode}:" + "\n" + self.log())
+        return True
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+class PrometheusServer(LoggedProcess):
     """A real Prometheus on a free 127.0.0.1 port scraping ``jobs`` (scrape_configs
     entries) every second, with its config and TSDB under ``tmp``; stopped by PID."""
 
@@ -129,9 +158,7 @@ class PrometheusServer:
                 }
             )
         )
-        self.log_path = tmp / "prometheus.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
                 prometheus_binary(),
                 f"--config.file={config}",
@@ -139,17 +166,8 @@ class PrometheusServer:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            tmp / "prometheus.log",
         )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"prometheus exited {self.proc.returncode}:\n{self.log()}")
-        return True
 
     def api(self, path: str, **params: str) -> dict[str, Any]:
         """The whole JSON answer (``status``, then ``data`` or ``error``), errors included."""
@@ -187,13 +205,3 @@ class PrometheusServer:
         doc = self.api("/api/v1/targets")
         assert doc["status"] == "success", doc
         return list(doc["data"]["activeTargets"])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()

@@ -18,7 +18,6 @@ Every process is stopped by PID; everything binds 127.0.0.1.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -44,7 +43,7 @@ from dataplane_helpers import (
     wait_until,
 )
 from receivers import GrpcTelemetryReceiver
-from testkit import PrometheusServer, prometheus_binary
+from testkit import LoggedProcess, PrometheusServer, prometheus_binary
 
 from egobs.dashboards import all_queries
 from egobs.dashboards.catalog import COLLECTOR, METRICS
@@ -95,35 +94,6 @@ def types_of(exposition: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- processes
 
 
-class Proc:
-    """A subprocess with its output in a log file, stopped by PID."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"{self.proc.args[0]} exited {self.proc.returncode}:\n{self.log()}"
-            )
-        return True
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-
 # --------------------------------------------------------------------------- the stack
 
 EMPTY_SERVICE = """\
@@ -139,12 +109,12 @@ class Live:
     """Everything the test runs, and what it measured."""
 
     def __init__(self, tmp: Path, echo: EchoServer, rx: GrpcTelemetryReceiver) -> None:
-        self.procs: list[Proc] = []
+        self.procs: list[LoggedProcess] = []
         self.stack: Stack | None = None
         sink_dir = tmp / "sink"
         sink_dir.mkdir()
         self.sink_port, self.sink_metrics = free_port(), free_port()
-        self.sink = Proc(
+        self.sink = LoggedProcess(
             [
                 sys.executable,
                 "-m",
@@ -378,7 +348,7 @@ def outlier_types(envoy_bin: str, tmp: Path) -> dict[str, str]:
     """``# TYPE`` of the outlier-detection stats of a static Envoy 1.40 that has them."""
     (tmp / "outlier.yaml").write_text(OUTLIER_BOOTSTRAP)
     address = tmp / "admin-address"
-    envoy = Proc(
+    envoy = LoggedProcess(
         [
             envoy_bin,
             "-c",
