@@ -1113,6 +1113,23 @@ def echo(name: str, port: int, host: str) -> None:
     show_default=True,
     help="Where Envoy's Prometheus stats listener (19001) binds.",
 )
+@click.option(
+    "--echo-ports",
+    default="18081,18082",
+    show_default=True,
+    metavar="A,B",
+    help="Ports of the echo-a and echo-b backends; 0 picks a free one. The quickstart's "
+    "EndpointSlices name 18081 and 18082: with those the files are served as they are; with "
+    "any other ports the demo serves a copy of them with those EndpointSlice ports "
+    "rewritten, and prints where the copy is.",
+)
+@click.option(
+    "--access-log",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Access-log JSON lines file [default: $TMPDIR/egobs-demo/access.jsonl]. "
+    "It starts empty on every run; the previous run's file is kept as FILE.1.",
+)
 @click.option("--once", is_flag=True, help="Exit after sending the demo traffic.")
 @click.option("--log-level", default="warning", show_default=True)
 def demo(
@@ -1123,13 +1140,25 @@ def demo(
     sink_port: int,
     sink_metrics_port: int,
     stats_port: int,
+    echo_ports: str,
+    access_log: str | None,
     once: bool,
     log_level: str,
 ) -> None:
-    """Run the local demo stack: control plane, real Envoy, echo backends, some traffic."""
-    import asyncio
+    """Run the local demo stack: control plane, real Envoy, echo backends, some traffic.
 
-    from egobs.demo import default_quickstart, demo_config, run_demo
+    Echo backends listen on 127.0.0.1:18081 and :18082 by default, where
+    examples/quickstart/backends.yaml's EndpointSlices point (see --echo-ports).
+    """
+    import asyncio
+    from pathlib import Path
+
+    from egobs.demo import default_quickstart, demo_config, parse_echo_ports, run_demo
+
+    try:
+        echo = parse_echo_ports(echo_ports)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--echo-ports") from exc
 
     _setup_logging(log_level)
     paths = [str(f) for f in files] or [str(default_quickstart())]
@@ -1140,7 +1169,15 @@ def demo(
         port_offset=port_offset,
         stats_port=stats_port,
     )
-    results = asyncio.run(run_demo(cfg, once=once, sink_ports=(sink_port, sink_metrics_port)))
+    results = asyncio.run(
+        run_demo(
+            cfg,
+            once=once,
+            echo_ports=echo,
+            sink_ports=(sink_port, sink_metrics_port),
+            access_log=Path(access_log) if access_log else None,
+        )
+    )
     bad = [r for r in results if r.status >= 500]
     if bad:
         sys.exit(1)

@@ -3,12 +3,21 @@
 Starts two echo backends, the control plane (file provider, xDS, one real Envoy per Gateway),
 sends a little traffic through Envoy, prints what happened and where to look, and keeps
 running until Ctrl-C (or exits after the traffic with ``once``).
+
+Echo ports: the quickstart's EndpointSlices say the backends listen on 127.0.0.1:18081 and
+:18082 (:data:`QUICKSTART_ECHO_PORTS`), so by default the echoes bind exactly those and the
+resources are served as they are (edits apply live). Any other ports (``0``: free ones) are
+only honest if the EndpointSlices say so too: the demo then serves a copy of the resources,
+with every EndpointSlice port 18081/18082 rewritten to the echoes' real ports, and says where
+the copy is. The access-log file starts empty on every run; the previous one is kept as
+``<file>.1``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 import time
 import urllib.error
@@ -20,7 +29,19 @@ from typing import Any
 from egobs.config import AccessLogSinkConfig, Config
 from egobs.gatewayapi.telemetry import DEFAULT_STATS_PORT
 
-__all__ = ["DEMO_REQUESTS", "DemoResult", "default_quickstart", "run_demo"]
+__all__ = [
+    "DEMO_REQUESTS",
+    "QUICKSTART_ECHO_PORTS",
+    "DemoResult",
+    "default_quickstart",
+    "parse_echo_ports",
+    "rewrite_endpoint_ports",
+    "run_demo",
+    "start_access_log",
+]
+
+# Where examples/quickstart/backends.yaml's EndpointSlices say echo-a and echo-b listen.
+QUICKSTART_ECHO_PORTS = (18081, 18082)
 
 # (description, path, extra headers)
 DEMO_REQUESTS: list[tuple[str, str, dict[str, str]]] = [
@@ -46,6 +67,55 @@ def default_quickstart() -> Path:
     """examples/quickstart/ of the source tree this egobs runs from (or the CWD's)."""
     here = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
     return here if here.is_dir() else Path("examples/quickstart")
+
+
+def parse_echo_ports(text: str) -> tuple[int, int]:
+    """``"18081,18082"`` -> ``(18081, 18082)``: echo-a's port, then echo-b's (0: a free one)."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(p.isdigit() and int(p) <= 65535 for p in parts):
+        raise ValueError(f"expected two ports A,B (0 picks a free one), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def rewrite_endpoint_ports(paths: list[str], ports: dict[int, int], dest: Path) -> Path:
+    """Copy the YAML resources of ``paths`` into ``dest`` (emptied first), with every
+    EndpointSlice port that is a key of ``ports`` replaced by its value; returns ``dest``.
+
+    Comments are not copied; objects keep their order, one output file per input file.
+    """
+    import yaml
+
+    from egobs.resources.loader import yaml_files
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.yaml"):
+        old.unlink()
+    n = 0
+    for path in paths:
+        for src in yaml_files(Path(path)):
+            docs = [d for d in yaml.safe_load_all(src.read_text(encoding="utf-8")) if d]
+            for doc in docs:
+                if isinstance(doc, dict) and doc.get("kind") == "EndpointSlice":
+                    for port in doc.get("ports") or []:
+                        if isinstance(port, dict) and port.get("port") in ports:
+                            port["port"] = ports[port["port"]]
+            n += 1
+            out = dest / f"{n:03d}-{src.stem}.yaml"
+            out.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+    return dest
+
+
+def start_access_log(path: Path) -> Path | None:
+    """Make ``path`` a fresh, empty access-log file; the previous one (if any) becomes
+    ``<path>.1`` (replacing an older ``.1``), which is returned."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = path.with_name(path.name + ".1")
+    if path.exists():
+        os.replace(path, previous)
+        path.touch()
+        return previous
+    path.touch()
+    return None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -136,11 +206,14 @@ async def run_demo(
     cfg: Config,
     *,
     once: bool = False,
-    echo_ports: tuple[int, int] = (18081, 18082),
+    echo_ports: tuple[int, int] = QUICKSTART_ECHO_PORTS,
     sink_ports: tuple[int, int] = (18090, 18091),
     access_log: Path | None = None,
 ) -> list[DemoResult]:
-    """Run the demo stack; returns the traffic results (after Ctrl-C unless ``once``)."""
+    """Run the demo stack; returns the traffic results (after Ctrl-C unless ``once``).
+
+    ``echo_ports`` other than :data:`QUICKSTART_ECHO_PORTS` (0: free) serve a rewritten copy
+    of ``cfg.provider.file.paths`` (see the module docstring)."""
     import signal
 
     from egobs.controlplane import ControlPlane
@@ -148,7 +221,7 @@ async def run_demo(
     from egobs.sink import Sink, SinkConfig
 
     access_log = access_log or Path(tempfile.gettempdir()) / "egobs-demo" / "access.jsonl"
-    access_log.parent.mkdir(parents=True, exist_ok=True)
+    previous_log = start_access_log(access_log)
     sink = Sink(
         SinkConfig.model_validate(
             {
@@ -166,12 +239,25 @@ async def run_demo(
         start_echo_in_thread(name="echo-a", port=echo_ports[0]),
         start_echo_in_thread(name="echo-b", port=echo_ports[1]),
     ]
-    cp = ControlPlane(cfg)
+    bound = (echoes[0].port, echoes[1].port)
+    print(f"Echo backends: echo-a on 127.0.0.1:{bound[0]}, echo-b on 127.0.0.1:{bound[1]}")
+    cp: ControlPlane | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        resources = "examples/quickstart/*.yaml"
+        if bound != QUICKSTART_ECHO_PORTS:
+            copy = rewrite_endpoint_ports(
+                cfg.provider.file.paths,
+                dict(zip(QUICKSTART_ECHO_PORTS, bound, strict=True)),
+                access_log.parent / "resources",
+            )
+            cfg.provider.file.paths = [str(copy)]
+            resources = f"{copy}/*.yaml (a copy: EndpointSlice ports rewritten to the echoes')"
+            print(f"Serving {resources}")
+        cp = ControlPlane(cfg)
         await cp.start()
         port = cp.binding.port_map.map(80)
         base = f"http://{cfg.infra.host.listener_address}:{port}"
@@ -184,6 +270,8 @@ async def run_demo(
         sink_metrics = f"http://127.0.0.1:{sink.metrics_port}/metrics"
         logged = await _wait_for_access_logs(sink_metrics, expected=len(results) + 49)
         print(f"\nAccess logs: the sink received {logged} entries over gRPC")
+        if previous_log is not None:
+            print(f"  ({access_log} starts fresh each run; the previous run's is {previous_log})")
         print("\nWhere to look:")
         print(f"  proxy:         curl -H 'Host: www.example.com' {base}/a")
         print(f"  status:        egobs status --admin {admin}")
@@ -195,35 +283,43 @@ async def run_demo(
             stats = proxy.stats.prometheus
             if stats is not None:
                 print(f"  envoy {name}: stats http://{stats.address}:{stats.port}/stats/prometheus")
-        print("  resources:     edit examples/quickstart/*.yaml; changes apply live")
+        print(f"  resources:     edit {resources}; changes apply live")
         if not once:
             print("\nRunning; Ctrl-C stops everything.")
             await stop.wait()
         return results
     finally:
-        await cp.stop()
+        if cp is not None:
+            await cp.stop()
         await sink.stop()
         for e in echoes:
             e.stop()
 
 
-async def _wait_for_access_logs(metrics_url: str, *, expected: int, timeout: float = 5.0) -> int:
-    """Requests the sink has counted, once it reaches ``expected`` or after ``timeout``.
+async def _wait_for_access_logs(
+    metrics_url: str, *, expected: int, timeout: float = 5.0, settle: float = 1.0
+) -> int:
+    """Requests the sink has counted, once it reaches ``expected`` and has not changed for
+    ``settle`` seconds, or after ``timeout``.
 
-    Envoy flushes its access-log buffer every 500 ms, so the entries trail the traffic.
+    Envoy flushes its access-log buffer every 500 ms, so the entries trail the traffic; the
+    settle time (two flushes) lets the last ones land, so the count printed is the file's.
     """
     deadline = time.monotonic() + timeout
-    count = 0
+    count, since = -1, time.monotonic()
     while True:
         text = await asyncio.to_thread(_read, metrics_url)
-        count = int(
+        now = int(
             sum(
                 float(line.rsplit(" ", 1)[1])
                 for line in text.splitlines()
                 if line.startswith("egobs_sink_requests_total{")
             )
         )
-        if count >= expected or time.monotonic() > deadline:
+        if now != count:
+            count, since = now, time.monotonic()
+        settled = time.monotonic() - since >= settle
+        if (count >= expected and settled) or time.monotonic() > deadline:
             return count
         await asyncio.sleep(0.2)
 

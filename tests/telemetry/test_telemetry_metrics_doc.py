@@ -1,5 +1,6 @@
-"""docs/metrics.md is generated from the registry and must match it exactly; every metric the
-issue names exists; nothing outside the registry exposes an ``egobs_`` metric."""
+"""docs/metrics.md is generated from the registries and must match them exactly; every metric
+the issue names exists; nothing outside the registry exposes an ``egobs_`` metric; the
+access-log sink's metrics have their own section, checked against a real SinkMetrics."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
+from egobs.sink.metrics import SinkMetrics
 from egobs.telemetry import metrics
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
@@ -42,8 +44,25 @@ REQUIRED = {
 }
 
 
+def _rows(text: str) -> set[str]:
+    return set(re.findall(r"^\| `(egobs_[a-z_]+)` \|", text, re.MULTILINE))
+
+
+def _sections() -> tuple[str, str]:
+    """The control plane's part of the reference and the sink's."""
+    control_plane, heading, sink = DOC.read_text().partition(metrics.SINK_HEADING)
+    assert heading, f"docs/metrics.md has no {metrics.SINK_HEADING!r} section"
+    return control_plane, sink
+
+
 def documented() -> set[str]:
-    return set(re.findall(r"^\| `(egobs_[a-z_]+)` \|", DOC.read_text(), re.MULTILINE))
+    """Metrics in the control plane's section."""
+    return _rows(_sections()[0])
+
+
+def documented_sink() -> set[str]:
+    """Metrics in the sink's section."""
+    return _rows(_sections()[1])
 
 
 def registered() -> set[str]:
@@ -71,10 +90,11 @@ def test_histograms_not_summaries_and_help_everywhere() -> None:
         assert doc.strip(), f"{name} has no help text"
 
 
-def undocumented(exposition: str) -> set[str]:
-    """``egobs_`` families in a Prometheus text exposition that the reference lacks."""
+def undocumented(exposition: str, doc: set[str] | None = None) -> set[str]:
+    """``egobs_`` families in a Prometheus text exposition that the reference (``doc``, by
+    default the control plane's section) lacks."""
     exposed = set(re.findall(r"^# TYPE (egobs_\w+) ", exposition, re.MULTILINE))
-    doc = documented()
+    doc = documented() if doc is None else doc
     # prometheus-client adds a "<name>_created" timestamp family to counters and histograms.
     bases = {n.removesuffix("_created") if n.endswith("_created") else n for n in exposed}
     return {n for n in bases if n not in doc and f"{n}_total" not in doc}
@@ -82,3 +102,18 @@ def undocumented(exposition: str) -> set[str]:
 
 def test_exposition_has_no_undocumented_egobs_metric() -> None:
     assert undocumented(generate_latest(metrics.REGISTRY).decode()) == set()
+
+
+def test_sink_section_lists_every_sink_metric() -> None:
+    sink = set(name for name, *_ in metrics.sink_definitions())
+    assert sink and all(name.startswith("egobs_sink_") for name in sink)
+    assert documented_sink() == sink
+    assert not documented() & sink, "sink metrics belong in the sink's section"
+
+
+def test_sink_exposition_has_no_undocumented_metric() -> None:
+    """Read a real SinkMetrics exposition, RED families included (built at scrape time)."""
+    exposition = generate_latest(SinkMetrics().registry).decode()
+    exposed = set(re.findall(r"^# TYPE (egobs_\w+) ", exposition, re.MULTILINE))
+    assert "egobs_sink_requests_total" in exposed and "egobs_sink_queue_depth" in exposed
+    assert undocumented(exposition, documented_sink()) == set()
