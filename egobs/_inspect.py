@@ -45,6 +45,7 @@ __all__ = [
     "NoEnvoy",
     "collect",
     "config_section",
+    "error_reason",
     "every_host_envoy",
     "fetch",
     "fetch_json",
@@ -171,8 +172,14 @@ def fetch(url: str, *, timeout: float = 10.0) -> bytes:
     except urllib.error.HTTPError as exc:
         raise FetchError(f"{url}: HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise FetchError(f"{url}: {getattr(reason, 'strerror', None) or reason}") from None
+        raise FetchError(f"{url}: {error_reason(exc)}") from None
+
+
+def error_reason(exc: BaseException) -> object:
+    """Why a request failed, briefly: the OS's words for a socket error ("Connection
+    refused"), else urllib's reason, else the exception itself."""
+    reason = getattr(exc, "reason", exc)
+    return getattr(reason, "strerror", None) or reason
 
 
 def fetch_json(url: str, *, timeout: float = 10.0) -> Any:

@@ -671,15 +671,15 @@ def admin_get(target: AdminTarget, path: str, *, timeout: float = 5.0) -> Any:
     import urllib.error
     import urllib.request
 
+    from egobs._inspect import error_reason
+
     try:
         with urllib.request.urlopen(target.url + path, timeout=timeout) as resp:
             return json.load(resp)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        reason = getattr(reason, "strerror", None) or reason
         click.echo(
             f"egobs: cannot reach the control plane's admin at {target.url} "
-            f"({target.source}): {reason}; {_ADMIN_HINT}",
+            f"({target.source}): {error_reason(exc)}; {_ADMIN_HINT}",
             err=True,
         )
         sys.exit(EXIT_UNREACHABLE)
