@@ -3,8 +3,9 @@
 Two halves, as in Envoy Gateway:
 
 * the **xDS IR** (:class:`Gateway`): per Gateway, the listeners it serves and, for each, the
-  routes with everything resolved (hostnames intersected, backends resolved to endpoints and
-  weights, filters turned into concrete actions, TLS material read from Secrets);
+  routes with everything resolved (hostnames intersected, backends resolved to clusters and
+  weights, filters turned into concrete actions, TLS material read from Secrets), and the
+  endpoint table of the clusters those routes name;
 * the **infra IR** (:class:`Proxy`): which Envoy proxies to run and which ports they bind.
 
 Every type is a frozen dataclass built from tuples, so IR values are immutable, hashable and
@@ -16,6 +17,7 @@ resource and stat names (``httproute/<ns>/<name>/rule/<i>/match/<j>``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Attribute",
     "Certificate",
     "Cluster",
+    "ClusterEndpoints",
     "ClusterStats",
     "DestinationSetting",
     "DirectResponse",
@@ -68,6 +71,8 @@ __all__ = [
     "UDPListener",
     "UDPRoute",
     "URLRewrite",
+    "cluster_names",
+    "to_data",
 ]
 
 
@@ -118,13 +123,26 @@ class Cluster:
     """An upstream: one Service port or one Backend, shared by every route that uses it.
 
     ``name`` is ``service/<ns>/<name>/<port>`` or ``backend/<ns>/<name>[/<port>]``; the
-    xDS translator turns it into one Envoy Cluster and one ClusterLoadAssignment, so an
-    endpoint change touches only that assignment.
+    xDS translator turns it into one Envoy Cluster. Routes refer to it by this value, which
+    holds no endpoints: those are in the Gateway's endpoint table (:class:`ClusterEndpoints`),
+    so an endpoint change recompiles no route and touches only that cluster's
+    ClusterLoadAssignment.
     """
 
     name: str
     protocol: AppProtocol
     address_type: AddressType
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterEndpoints:
+    """The endpoints of one cluster: one row of a Gateway's endpoint table.
+
+    For an IP cluster this is its ClusterLoadAssignment (EDS); DNS names and unix sockets
+    cannot be EDS endpoints, so those clusters carry them inline.
+    """
+
+    cluster: str
     endpoints: tuple[Endpoint, ...]
 
 
@@ -493,6 +511,32 @@ class Gateway:
     cluster_stats: ClusterStats = ClusterStats()
     virtual_host_stats: bool = False
     route_stats: bool = False
+    # The endpoint table: a row per cluster the routes above use, sorted by cluster name.
+    endpoints: tuple[ClusterEndpoints, ...] = ()
+
+
+def cluster_names(
+    http: Iterable[HTTPListener], tcp: Iterable[TCPListener], udp: Iterable[UDPListener]
+) -> tuple[str, ...]:
+    """The clusters a Gateway's routes send traffic to (mirrors included), sorted."""
+    names: set[str] = set()
+    seen: set[int] = set()
+    for listener in http:
+        for route in listener.routes:
+            dest = route.destination
+            # Stamped copies of one rule share its destination: look at each once.
+            if dest is not None and id(dest) not in seen:
+                seen.add(id(dest))
+                names.update(s.cluster.name for s in dest.settings)
+            for mirror in route.mirrors:
+                names.add(mirror.cluster.name)
+    for tcp_listener in tcp:
+        for tcp_route in tcp_listener.routes:
+            names.update(s.cluster.name for s in tcp_route.destination.settings)
+    for udp_listener in udp:
+        if udp_listener.route is not None:
+            names.update(s.cluster.name for s in udp_listener.route.destination.settings)
+    return tuple(sorted(names))
 
 
 # --------------------------------------------------------------------------- infra

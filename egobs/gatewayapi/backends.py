@@ -1,5 +1,7 @@
 """Resolving backendRefs (Service or Envoy Gateway Backend) to IR clusters.
 
+Endpoints are recorded in the translation's :class:`EndpointTable`, not in the cluster.
+
 A cluster is named after what it points at (``service/<ns>/<name>/<port>``,
 ``backend/<ns>/<name>[/<port>]``, plus ``/udp`` when used by UDPRoutes), not after the
 route using it, so many routes share one cluster. That only works if a name always maps to
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from egobs import ir
+from egobs.gatewayapi.endpoints import EndpointTable
 from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.status import (
     R_BACKEND_NOT_FOUND,
@@ -25,7 +28,6 @@ from egobs.gatewayapi.status import (
     Issue,
 )
 from egobs.resources import Backend, Resources, Service
-from egobs.resources.core import EndpointSlice, ServicePort
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 EG_GROUP = "gateway.envoyproxy.io"
@@ -90,8 +92,10 @@ def backend_keys(routes: Iterable[Any]) -> set[BackendKey]:
 class Backends:
     """Resolves backend references with caching; one instance per translation."""
 
-    def __init__(self, index: Index, resources: Resources) -> None:
+    def __init__(self, index: Index, resources: Resources, endpoints: EndpointTable) -> None:
         self._index = index
+        # Where resolved clusters' endpoints go: routes get endpoint-free ir.Cluster values.
+        self.endpoints = endpoints
         self._resources = resources
         self._grpc_refs = backend_keys(resources.grpc_routes)
         self._l7_refs: set[BackendKey] | None = None
@@ -185,39 +189,14 @@ class Backends:
                 f"Service {ref} port {port} has appProtocol {sp.app_protocol}, which needs TLS "
                 "to the backend; egobs does not originate TLS",
             )
-        address_type, endpoints = self._service_endpoints(svc, sp, transport)
+        name = _udp(f"service/{ref}/{port}", route_kind)
+        address_type = self.endpoints.service_port(name, svc, sp, transport)
         cluster = ir.Cluster(
-            name=_udp(f"service/{ref}/{port}", route_kind),
+            name=name,
             protocol=self._protocol(key, (app,), route_kind),
             address_type=address_type,
-            endpoints=endpoints,
         )
         return cluster, None
-
-    def _service_endpoints(
-        self, svc: Service, sp: ServicePort, transport: str
-    ) -> tuple[ir.AddressType, tuple[ir.Endpoint, ...]]:
-        slices = self._index.endpoint_slices.get((svc.namespace, svc.name))
-        if not slices:
-            # Without EndpointSlices (no cluster), a ClusterIP is still a usable address.
-            ip = svc.spec.cluster_ip
-            if ip and ip != "None":
-                return ir.AddressType.IP, (ir.Endpoint(ip, sp.port),)
-            return ir.AddressType.IP, ()
-        ips: set[ir.Endpoint] = set()
-        fqdns: set[ir.Endpoint] = set()
-        for es in slices:
-            target = _slice_port(es, sp, transport)
-            out = fqdns if es.address_type == "FQDN" else ips
-            for ep in es.endpoints:
-                # Unknown readiness counts as ready, as kube-proxy treats it.
-                if ep.conditions.ready is False:
-                    continue
-                # Addresses of one endpoint are fungible; the first is the canonical one.
-                out.add(ir.Endpoint(ep.addresses[0], target))
-        if ips or not fqdns:
-            return ir.AddressType.IP, tuple(sorted(ips, key=_endpoint_order))
-        return ir.AddressType.FQDN, tuple(sorted(fqdns, key=_endpoint_order))
 
     # ------------------------------------------------------------------ Backend
 
@@ -255,11 +234,12 @@ class Backends:
             # IP and unix endpoints can share a static cluster; port 0 marks the unix ones.
             address_type = ir.AddressType.IP
         apps = ["h2c" if p == "gateway.envoyproxy.io/h2c" else p for p in spec.app_protocols]
+        name = _udp(f"backend/{ref}" if port is None else f"backend/{ref}/{port}", route_kind)
+        self.endpoints.fixed(name, tuple(endpoints))
         cluster = ir.Cluster(
-            name=_udp(f"backend/{ref}" if port is None else f"backend/{ref}/{port}", route_kind),
+            name=name,
             protocol=self._protocol(key, apps, route_kind),
             address_type=address_type,
-            endpoints=tuple(endpoints),
         )
         return cluster, None
 
@@ -268,19 +248,3 @@ def _udp(name: str, route_kind: str) -> str:
     """Clusters of UDPRoutes end in ``/udp``: a Service may have the same port number for
     TCP and UDP (DNS) with different endpoints, and a name must mean one cluster."""
     return f"{name}/udp" if route_kind == UDP_ROUTE else name
-
-
-def _slice_port(es: EndpointSlice, sp: ServicePort, transport: str) -> int:
-    """The port endpoints of ``es`` serve ``sp`` on: the slice port named like the Service
-    port, else the Service's numeric targetPort, else the Service port itself."""
-    want = sp.name or ""
-    for p in es.ports:
-        if (p.name or "") == want and p.protocol == transport and p.port is not None:
-            return p.port
-    if isinstance(sp.target_port, int):
-        return sp.target_port
-    return sp.port
-
-
-def _endpoint_order(ep: ir.Endpoint) -> tuple[str, int]:
-    return (ep.host, ep.port)

@@ -10,7 +10,6 @@ from collections import defaultdict
 
 from egobs.resources import (
     Backend,
-    EndpointSlice,
     EnvoyProxy,
     Gateway,
     GatewayClass,
@@ -64,7 +63,11 @@ class ReferenceGrants:
 
 
 class Index:
-    """Resources by key, plus derived views (namespace labels, slices per Service)."""
+    """Resources by key, plus derived views (namespace labels, ReferenceGrants).
+
+    EndpointSlices are not here: they feed the endpoint table
+    (:class:`egobs.gatewayapi.endpoints.EndpointTable`), which follows them on its own.
+    """
 
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
@@ -86,11 +89,6 @@ class Index:
         self.envoy_proxies: dict[tuple[str, str], EnvoyProxy] = {
             (p.namespace, p.name): p for p in resources.envoy_proxies
         }
-        slices: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
-        for es in resources.endpoint_slices:
-            slices[(es.namespace, es.service_name)].append(es)
-        # Sorted so endpoint order never depends on file order.
-        self.endpoint_slices = {k: sorted(v, key=lambda s: s.name) for k, v in slices.items()}
         self._namespace_labels: dict[str, dict[str, str]] = {
             ns.name: {**ns.metadata.labels, NAMESPACE_NAME_LABEL: ns.name}
             for ns in resources.namespaces

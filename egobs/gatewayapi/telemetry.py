@@ -394,7 +394,11 @@ class _Compile:
             if issue is not None:
                 raise TelemetryError(f"{path}.backendRefs[{k}]", issue.message)
             assert cluster is not None
-            if not cluster.endpoints:
+            if ref.kind == "Service":
+                # Copied into the telemetry cluster: its slices' changes retranslate fully.
+                self.backends.endpoints.pin((ref.namespace or self.namespace, ref.name))
+            endpoints_of = self.backends.endpoints.endpoints(cluster.name)
+            if not endpoints_of:
                 raise TelemetryError(
                     f"{path}.backendRefs[{k}]", f"{ref.kind} {ref.name} has no ready endpoints"
                 )
@@ -403,7 +407,7 @@ class _Compile:
                     f"{path}.backendRefs[{k}]", "unix socket endpoints are not supported here"
                 )
             address_types.add(cluster.address_type)
-            endpoints.extend(e for e in cluster.endpoints if e not in endpoints)
+            endpoints.extend(e for e in endpoints_of if e not in endpoints)
         if len(address_types) > 1:
             raise TelemetryError(
                 f"{path}.backendRefs", "IP and FQDN endpoints cannot be mixed in one destination"

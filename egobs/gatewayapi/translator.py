@@ -10,6 +10,7 @@ from typing import Any
 
 from egobs import ir
 from egobs.gatewayapi.backends import GRPC_ROUTE, HTTP_ROUTE, Backends, backend_keys
+from egobs.gatewayapi.endpoints import EndpointTable
 from egobs.gatewayapi.gateways import (
     ClassState,
     GatewayState,
@@ -68,14 +69,18 @@ def translate(
     ``telemetry`` is what the control plane adds to every Gateway's telemetry where its
     EnvoyProxy says nothing (the egobs sink, stdout access logs, the stats listener).
     """
-    return _Translation(resources, controller_name, telemetry, now or rfc3339_now(), None).run()
+    table = EndpointTable(resources.endpoint_slices)
+    return _Translation(
+        resources, controller_name, telemetry, now or rfc3339_now(), None, table
+    ).run()
 
 
 # What compiling an HTTPRoute/GRPCRoute reads besides the route itself: backend resolution
 # looks at these kinds (GRPCRoutes because any gRPC reference makes a cluster HTTP/2).
+# EndpointSlices are not among them: routes name clusters, and the endpoint table follows
+# the slices on its own (see gatewayapi.endpoints).
 _BACKEND_INPUTS = (
     "services",
-    "endpoint_slices",
     "backends",
     "reference_grants",
     "namespaces",
@@ -85,7 +90,15 @@ _BACKEND_INPUTS = (
 _ENV_INPUTS = tuple(
     f.name
     for f in dataclasses.fields(Resources)
-    if f.name not in ("http_routes", "grpc_routes", "tcp_routes", "udp_routes", "tls_routes")
+    if f.name
+    not in (
+        "http_routes",
+        "grpc_routes",
+        "tcp_routes",
+        "udp_routes",
+        "tls_routes",
+        "endpoint_slices",
+    )
 )
 
 
@@ -159,19 +172,36 @@ class Translator:
         self._by_id: dict[int, _RouteMemo] = {}
         # Per HTTP listener ordinal: the last sorted entries, for patching instead of sorting.
         self._sorted: dict[int, list[tuple[tuple[Any, ...], ir.HTTPRoute]]] = {}
+        # The endpoints of every cluster resolved while the memos above are valid: a new
+        # table whenever they are dropped, else fed each run's EndpointSlices.
+        self._endpoints = EndpointTable(())
         self.compiled_last = 0  # routes compiled by the last run, for tests and metrics
         self.reused_last = 0  # routes whose outcome was reused by the last run
+        # What the last run changed in endpoint rows, when it took the endpoint path (the
+        # clusters named), else None; for tests and the control plane's metrics.
+        self.endpoint_update_last: frozenset[str] | None = None
         # The last run, kept for patching when only HTTPRoutes change (see _patch).
         self._last: _LastRun | None = None
 
     def translate(self, resources: Resources, *, now: str | None = None) -> Result:
         now = now or rfc3339_now()
+        self.endpoint_update_last = None
         same = True
         inputs = tuple(list(getattr(resources, attr)) for attr in _BACKEND_INPUTS)
+        slices_changed = not self._endpoints.same_slices(resources.endpoint_slices)
+        if _same_objects(inputs, self._inputs) and slices_changed:
+            rows = self._endpoints.update_slices(resources.endpoint_slices)
+            if rows is None:  # an address type flips, or a pinned Service: start afresh
+                self._forget()
+            elif self._last is not None:
+                fast = self._endpoints_only(resources, rows)
+                if fast is not None:
+                    return fast
         if not _same_objects(inputs, self._inputs):
             self._routes = {}
             self._by_id = {}
             self._inputs = inputs
+            self._endpoints = EndpointTable(resources.endpoint_slices)
             same = False
         env_inputs = tuple(list(getattr(resources, attr)) for attr in _ENV_INPUTS)
         if not _same_objects(env_inputs, self._env_inputs):
@@ -188,7 +218,9 @@ class Translator:
             if patched is not None:
                 return patched
         self._last = None
-        run = _Translation(resources, self.controller_name, self.telemetry, now, self)
+        run = _Translation(
+            resources, self.controller_name, self.telemetry, now, self, self._endpoints
+        )
         result = run.run()
         live = run.touched_routes
         if len(live) != len(self._routes):
@@ -205,7 +237,42 @@ class Translator:
                 l4,
                 backend_keys(route for routes in l4 for route in routes),
                 sum(1 for m in self._routes.values() if _attached(m)),
+                result,
             )
+        return result
+
+    def _endpoints_only(self, resources: Resources, rows: frozenset[str]) -> Result | None:
+        """The last result with new endpoint rows, when nothing but EndpointSlices changed.
+
+        No route, listener or status is looked at: each Gateway whose clusters include a
+        changed row gets a copy of its last IR with a new endpoint table (every other field
+        the very same objects, which the xDS translator notices); the others and every status
+        are the last result's. None when anything else changed too.
+        """
+        last = self._last
+        assert last is not None
+        if not (
+            _same_objects(tuple(list(getattr(resources, a)) for a in _ENV_INPUTS), self._env_inputs)
+            and _same_objects(_l4_lists(resources), last.l4)
+            and _route_diff(last.http_routes, last.http_ids, resources.http_routes) == ([], [])
+        ):  # the backend inputs (GRPCRoutes among them) are known to be the same
+            return None
+        previous = last.result
+        gateways = dict(previous.gateways)
+        current = self._endpoints.current()
+        for name, gw in previous.gateways.items():
+            clusters = last.run.gateway_clusters.get(name, ())
+            if rows.isdisjoint(clusters):
+                continue
+            table = tuple(current[c.cluster] if c.cluster in rows else c for c in gw.endpoints)
+            gateways[name] = dataclasses.replace(gw, endpoints=table)
+        last.run.resources = resources
+        last.run.index.resources = resources
+        result = Result(gateways, previous.proxies, previous.statuses, changed=frozenset())
+        last.result = result
+        self.endpoint_update_last = rows
+        self.compiled_last = 0
+        self.reused_last = last.attached_live
         return result
 
     def _patch(self, resources: Resources, now: str, last: _LastRun) -> Result | None:
@@ -261,7 +328,7 @@ class Translator:
         run.index.resources = resources
         # Fresh per-run lookup caches, as a full run has: kept, they would collect every
         # backend and namespace any patched route ever named.
-        run.backends = Backends(run.index, resources)
+        run.backends = Backends(run.index, resources, self._endpoints)
         for ls in run.listeners:
             ls._ns_allowed.clear()
         run.conds = Conditions(now)
@@ -313,6 +380,7 @@ class Translator:
         last.http_ids.difference_update(map(id, removed))
         last.http_ids.update(map(id, added))
         last.attached_live = attached_live + fresh_attached
+        last.result = result
         self.compiled_last = run.compiled
         self.reused_last = last.attached_live - fresh_attached
         return result
@@ -325,6 +393,7 @@ class Translator:
         self._env_inputs = ()
         self._sorted = {}
         self._index = None
+        self._endpoints = EndpointTable(())
 
 
 # More changed routes than this in one run: a full run (it patches the sort order too).
@@ -334,7 +403,7 @@ _PATCH_LIMIT = 64
 class _LastRun:
     """The state :meth:`Translator._patch` continues from."""
 
-    __slots__ = ("attached_live", "http_ids", "http_routes", "l4", "l4_keys", "run")
+    __slots__ = ("attached_live", "http_ids", "http_routes", "l4", "l4_keys", "result", "run")
 
     def __init__(
         self,
@@ -343,8 +412,10 @@ class _LastRun:
         l4: tuple[list[Any], ...],
         l4_keys: set[tuple[str, ...]],
         attached_live: int,
+        result: Result,
     ) -> None:
         self.run = run
+        self.result = result  # the last Result served: patched, or the run's
         self.http_routes = http_routes
         self.http_ids = {id(r) for r in http_routes}  # the objects are held by http_routes
         self.l4 = l4
@@ -439,6 +510,7 @@ class _Translation:
         telemetry: TelemetryDefaults,
         now: str,
         memo: Translator | None,
+        endpoints: EndpointTable,
     ) -> None:
         self.memo = memo
         self.touched_routes: set[StatusKey] = set()
@@ -455,7 +527,9 @@ class _Translation:
         else:
             index.resources = resources  # the same objects but the routes; keep it current
         self.index = index
-        self.backends = Backends(self.index, resources)
+        self.backends = Backends(self.index, resources, endpoints)
+        # Per Gateway name, the clusters its IR routes use (what its endpoint table holds).
+        self.gateway_clusters: dict[str, tuple[str, ...]] = {}
         last_good = memo._telemetry_last_good if memo is not None else {}
         self.telemetry = TelemetryCompiler(self.backends, telemetry, last_good)
         self.statuses: dict[StatusKey, dict[str, Any]] = {}
@@ -681,6 +755,7 @@ class _Translation:
                 )
             assert gw.telemetry is not None, "an accepted Gateway has its telemetry"
             telemetry = gw.telemetry.for_gateway(gw.obj.namespace, gw.obj.name)
+            clusters = self.gateway_clusters[gw.name] = ir.cluster_names(http, tcp, udp)
             gateways[gw.name] = ir.Gateway(
                 name=gw.name,
                 http=tuple(http),
@@ -691,6 +766,7 @@ class _Translation:
                 cluster_stats=telemetry.cluster_stats,
                 virtual_host_stats=telemetry.virtual_host_stats,
                 route_stats=telemetry.route_stats,
+                endpoints=self.backends.endpoints.rows(clusters),
             )
             proxies[gw.name] = ir.Proxy(
                 name=gw.name,

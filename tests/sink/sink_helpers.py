@@ -118,7 +118,6 @@ def gateway_ir(
         ECHO_CLUSTER,
         ir.AppProtocol.HTTP1,
         ir.AddressType.IP,
-        (ir.Endpoint("127.0.0.1", echo_port),),
     )
     dest = ir.RouteDestination("echo", (ir.DestinationSetting(echo, 1),))
     routes = (
@@ -140,7 +139,13 @@ def gateway_ir(
         f"{GATEWAY}/tcp", "127.0.0.1", tcp_port, (ir.TCPRoute("tcproute/default/tcp/rule/0", dest),)
     )
     logs = tuple(sink_access_log(s, name=f"sink-{i}") for i, s in enumerate(sinks))
-    return ir.Gateway(GATEWAY, http=(http,), tcp=(tcp,), access_logs=logs)
+    return ir.Gateway(
+        GATEWAY,
+        http=(http,),
+        tcp=(tcp,),
+        access_logs=logs,
+        endpoints=(ir.ClusterEndpoints(echo.name, (ir.Endpoint("127.0.0.1", echo_port),)),),
+    )
 
 
 class EnvoyProc:

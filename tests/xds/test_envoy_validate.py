@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from testkit import envoy_validate
-from xds_ir import CERT_PEM, KEY_PEM, TLS_APP, S, dest, full_gateway, route
+from xds_ir import CERT_PEM, KEY_PEM, TLS_APP, S, dest, full_gateway, gateway, route
 
 from egobs import ir
 from egobs.infra.host import find_envoy
@@ -78,7 +78,7 @@ def test_edge_cases_validate(envoy: str, tmp_path: Path) -> None:
         ir.UDPListener("t/gw/udp-empty", "0.0.0.0", 9445),
         ir.UDPListener("t/gw/udp", "0.0.0.0", 9446, ir.UDPRoute("u", dest("u", invalid=1))),
     )
-    rs = translate(ir.Gateway("t/gw", http=listeners, tcp=tcp, udp=udp))
+    rs = translate(gateway("t/gw", http=listeners, tcp=tcp, udp=udp))
     assert_valid(envoy, static_bootstrap(rs), tmp_path)
 
 
@@ -93,20 +93,20 @@ def test_many_routes_validate(envoy: str, tmp_path: Path) -> None:
         )
         for i in range(500)
     )
-    gw = ir.Gateway("t/gw", http=(ir.HTTPListener("t/gw/http", "0.0.0.0", 80, ("*",), routes),))
+    gw = gateway("t/gw", http=(ir.HTTPListener("t/gw/http", "0.0.0.0", 80, ("*",), routes),))
     translator = Translator()
     translator.translate(gw)
     # Validate what an incremental translation produced, not only a fresh one.
     changed = routes[:10] + routes[11:]
     rs = translator.translate(
-        ir.Gateway("t/gw", http=(ir.HTTPListener("t/gw/http", "0.0.0.0", 80, ("*",), changed),))
+        gateway("t/gw", http=(ir.HTTPListener("t/gw/http", "0.0.0.0", 80, ("*",), changed),))
     )
     assert_valid(envoy, static_bootstrap(rs), tmp_path)
 
 
 def test_invalid_regex_is_rejected(envoy: str, tmp_path: Path) -> None:
     """The harness can fail: Envoy rejects what RE2 cannot compile."""
-    gw = ir.Gateway(
+    gw = gateway(
         "t/gw",
         http=(
             ir.HTTPListener(

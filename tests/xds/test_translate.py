@@ -31,6 +31,7 @@ from xds_ir import (
     cluster,
     dest,
     full_gateway,
+    gateway,
     route,
 )
 
@@ -83,7 +84,7 @@ def built(translator: Translator) -> dict[str, int]:
 
 
 def one_listener_gateway(*routes: ir.HTTPRoute) -> ir.Gateway:
-    return ir.Gateway("t/gw", http=(ir.HTTPListener("t/gw/http", "0.0.0.0", 80, ("*",), routes),))
+    return gateway("t/gw", http=(ir.HTTPListener("t/gw/http", "0.0.0.0", 80, ("*",), routes),))
 
 
 # --------------------------------------------------------------------------- resources
@@ -209,7 +210,7 @@ def test_specificity_order(hostnames: tuple[tuple[str, ...], ...], winner: int) 
         )
         for i, hosts in enumerate(hostnames)
     )
-    out = translate(ir.Gateway("t/gw", http=listeners))
+    out = translate(gateway("t/gw", http=listeners))
     assert list(out.listeners) == ["t/gw/l0"]
     (vhost,) = out.routes["t/gw/l0"].virtual_hosts
     assert [r.name for r in vhost.routes] == [f"httproute/default/r{winner}/rule/0/match/0"]
@@ -256,7 +257,7 @@ def test_https_wildcard_listener_and_duplicate_sni() -> None:
         ir.HTTPListener("t/gw/dup", "0.0.0.0", 443, ("a.example.com",), (), tls=tls),
         ir.HTTPListener("t/gw/all", "0.0.0.0", 443, ("*",), (), tls=tls),
     )
-    out = translate(ir.Gateway("t/gw", http=listeners))
+    out = translate(gateway("t/gw", http=listeners))
     chains = out.listeners["t/gw/a"].filter_chains
     assert [(c.name, list(c.filter_chain_match.server_names)) for c in chains] == [
         ("t/gw/a", ["a.example.com"]),
@@ -271,7 +272,7 @@ def test_plaintext_and_tls_on_one_port_are_told_apart_by_transport() -> None:
         ir.HTTPListener("t/gw/plain", "0.0.0.0", 8080, ("*",), ()),
         ir.HTTPListener("t/gw/tls", "0.0.0.0", 8080, ("*",), (), tls=tls),
     )
-    out = translate(ir.Gateway("t/gw", http=listeners))
+    out = translate(gateway("t/gw", http=listeners))
     (listener,) = out.listeners.values()
     assert [(c.name, c.filter_chain_match.transport_protocol) for c in listener.filter_chains] == [
         ("t/gw/tls", "tls"),
@@ -298,7 +299,7 @@ def test_tcp_listener_uses_first_route_and_rejects_invalid_share(rs: ResourceSet
 
 
 def test_tcp_listener_without_routes_is_skipped() -> None:
-    out = translate(ir.Gateway("t/gw", tcp=(ir.TCPListener("t/gw/tcp", "0.0.0.0", 9000, ()),)))
+    out = translate(gateway("t/gw", tcp=(ir.TCPListener("t/gw/tcp", "0.0.0.0", 9000, ()),)))
     assert out.listeners == {}
     assert BLACKHOLE not in out.clusters
 
@@ -760,7 +761,7 @@ def test_cache_holds_only_the_last_translation() -> None:
         assert len(cache.route_configs) == 1
         assert len(cache.clusters) == 1
         assert len(cache.listeners) == 1
-    translator.translate(ir.Gateway("t/gw"))
+    translator.translate(gateway("t/gw"))
     cache = translator._caches["t/gw"]
     assert not (cache.vhosts or cache.route_configs or cache.clusters)
     translator.forget("t/gw")
@@ -770,7 +771,7 @@ def test_cache_holds_only_the_last_translation() -> None:
 def test_gateways_have_separate_caches() -> None:
     translator = Translator()
     a = translator.translate(full_gateway())
-    other = ir.Gateway("other/gw", http=(ir.HTTPListener("other/gw/http", "", 80, ("*",), ()),))
+    other = gateway("other/gw", http=(ir.HTTPListener("other/gw/http", "", 80, ("*",), ()),))
     b = translator.translate(other)
     assert b.listeners["other/gw/http"].address.socket_address.address == "0.0.0.0"
     again = translator.translate(full_gateway())

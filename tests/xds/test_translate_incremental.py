@@ -11,7 +11,7 @@ import dataclasses
 import random
 from typing import Any
 
-from xds_ir import APP, CANARY, CERT_PEM, KEY_PEM, SHADOW, S, cluster, dest, route
+from xds_ir import APP, CANARY, CERT_PEM, KEY_PEM, SHADOW, S, cluster, dest, gateway, route
 
 from egobs import ir
 from egobs.gatewayapi import SinkAddress, sink_access_log
@@ -43,7 +43,7 @@ def _same_objects(a: ResourceSet, b: ResourceSet) -> list[str]:
 
 
 def _gateway(*listeners: ir.HTTPListener) -> ir.Gateway:
-    return ir.Gateway("t/gw", http=listeners)
+    return gateway("t/gw", http=listeners)
 
 
 def _http(name: str, routes: list[ir.HTTPRoute], **kw: Any) -> ir.HTTPListener:
@@ -270,7 +270,7 @@ def test_random_series_over_merged_listeners_tls_and_shared_routes() -> None:
         else:
             for other in listeners:
                 other[3] = [dataclasses.replace(r) for r in other[3]]
-        gw = ir.Gateway(
+        gw = gateway(
             "t/gw",
             http=tuple(
                 ir.HTTPListener(f"t/gw/{n}", "0.0.0.0", p, h, tuple(rs), tls=t)
@@ -310,11 +310,11 @@ def test_routes_of_a_renamed_route_configuration_are_reused() -> None:
     first = ir.HTTPListener("t/gw/first", "0.0.0.0", 80, ("a.example.com",), tuple(a))
     second = ir.HTTPListener("t/gw/second", "0.0.0.0", 80, ("b.example.com",), tuple(b))
     translator = Translator()
-    before = translator.translate(ir.Gateway("t/gw", http=(first, second)))
-    after = translator.translate(ir.Gateway("t/gw", http=(second,)))
+    before = translator.translate(gateway("t/gw", http=(first, second)))
+    after = translator.translate(gateway("t/gw", http=(second,)))
     assert set(before.routes) != set(after.routes)  # the configuration was renamed
     assert translator.last_stats["routes_built"] == 0
-    fresh = translate(ir.Gateway("t/gw", http=(second,)))
+    fresh = translate(gateway("t/gw", http=(second,)))
     assert {n: resource_version(m) for n, m in after.routes.items()} == {
         n: resource_version(m) for n, m in fresh.routes.items()
     }

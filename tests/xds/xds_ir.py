@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from egobs import ir
 
 S = ir.StringMatchType
@@ -27,6 +29,12 @@ UbHAhqnpU8yLvlZizSXdqfoU7ew6tlYJ5vM1aL4AlDym0Ifw/gHh/iwo
 """
 
 
+# The endpoints each cluster() was made with, by id of the cluster (each is kept alive here):
+# what gateway() puts in the endpoint table of the Gateways built here. By identity because
+# tests make clusters of one name with other endpoints, and ir.Cluster holds no endpoints.
+_MADE: dict[int, tuple[ir.Cluster, tuple[ir.Endpoint, ...]]] = {}
+
+
 def cluster(
     name: str,
     *hosts: str,
@@ -37,7 +45,32 @@ def cluster(
     endpoints = tuple(
         ir.Endpoint(h, 0 if address_type is ir.AddressType.UNIX else port) for h in hosts
     )
-    return ir.Cluster(name, protocol, address_type, endpoints)
+    made = ir.Cluster(name, protocol, address_type)
+    _MADE[id(made)] = (made, endpoints)
+    return made
+
+
+def gateway(name: str, /, **fields: object) -> ir.Gateway:
+    """An ir.Gateway whose endpoint table holds the endpoints of every cluster() its routes
+    use (unless ``endpoints`` is given)."""
+    gw = ir.Gateway(name, **fields)  # type: ignore[arg-type]
+    if "endpoints" in fields:
+        return gw
+    rows: dict[str, ir.ClusterEndpoints] = {}
+    for c in _clusters(gw):
+        made = _MADE.get(id(c))
+        if made is not None and made[0] is c:
+            rows.setdefault(c.name, ir.ClusterEndpoints(c.name, made[1]))
+    return dataclasses.replace(gw, endpoints=tuple(rows[n] for n in sorted(rows)))
+
+
+def _clusters(gw: ir.Gateway) -> list[ir.Cluster]:
+    dests = [r.destination for lis in gw.http for r in lis.routes]
+    dests += [r.destination for lis in gw.tcp for r in lis.routes]
+    dests += [lis.route.destination for lis in gw.udp if lis.route is not None]
+    out = [s.cluster for d in dests if d is not None for s in d.settings]
+    out += [m.cluster for lis in gw.http for r in lis.routes for m in r.mirrors]
+    return out
 
 
 def dest(name: str, *settings: tuple[ir.Cluster, int], invalid: int = 0) -> ir.RouteDestination:
@@ -256,7 +289,7 @@ def full_gateway() -> ir.Gateway:
         5353,
         ir.UDPRoute("udproute/default/dns/rule/0", dest("dns", (DNS, 1))),
     )
-    return ir.Gateway(
+    return gateway(
         "default/eg",
         http=(http, http_specific, https, https_wild),
         tcp=(tcp, tcp_single, tcp_none, passthrough),

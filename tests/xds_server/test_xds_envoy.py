@@ -401,7 +401,6 @@ def gateway(
         "service/default/echo/80",
         ir.AppProtocol.HTTP1,
         ir.AddressType.IP,
-        (ir.Endpoint("127.0.0.1", backend_port),),
     )
 
     def route(listener: str) -> ir.HTTPRoute:
@@ -423,6 +422,7 @@ def gateway(
                 "default/e2e/https", "127.0.0.1", https_port, ("*",), (route("https"),), tls
             ),
         ),
+        endpoints=(ir.ClusterEndpoints(echo.name, (ir.Endpoint("127.0.0.1", backend_port),)),),
     )
 
 

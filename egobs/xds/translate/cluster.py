@@ -10,7 +10,14 @@ from egobs import ir
 
 from ._common import BLACKHOLE_CLUSTER, pack, set_ads, stat_safe
 
-__all__ = ["HTTP2_OPTIONS", "HTTP_PROTOCOL_OPTIONS", "build_blackhole_cluster", "build_cluster"]
+__all__ = [
+    "HTTP2_OPTIONS",
+    "HTTP_PROTOCOL_OPTIONS",
+    "build_blackhole_cluster",
+    "build_cluster",
+    "build_load_assignment",
+    "inline_endpoints",
+]
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _CONNECT_TIMEOUT_S = 10
@@ -35,15 +42,24 @@ def _base(name: str) -> cluster_pb2.Cluster:
     return out
 
 
+def inline_endpoints(cluster: ir.Cluster) -> bool:
+    """Whether the cluster carries its endpoints itself: DNS names and unix sockets cannot be
+    EDS endpoints. IP clusters get theirs over EDS, so an endpoint change replaces only the
+    ClusterLoadAssignment."""
+    return cluster.address_type is not ir.AddressType.IP
+
+
 def _load_assignment(
-    out: endpoint_pb2.ClusterLoadAssignment, cluster: ir.Cluster
+    out: endpoint_pb2.ClusterLoadAssignment,
+    cluster: ir.Cluster,
+    endpoints: tuple[ir.Endpoint, ...],
 ) -> endpoint_pb2.ClusterLoadAssignment:
     out.cluster_name = cluster.name
-    if not cluster.endpoints:
+    if not endpoints:
         return out
     lb_endpoints = out.endpoints.add().lb_endpoints
     unix = cluster.address_type is ir.AddressType.UNIX
-    for endpoint in cluster.endpoints:
+    for endpoint in endpoints:
         address = lb_endpoints.add().endpoint.address
         if unix:
             address.pipe.path = endpoint.host
@@ -57,35 +73,41 @@ def _load_assignment(
 _NO_CLUSTER_STATS = ir.ClusterStats()
 
 
-def build_cluster(
-    cluster: ir.Cluster, *, stats: ir.ClusterStats = _NO_CLUSTER_STATS
-) -> tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment | None]:
-    """The Cluster and, for IP clusters, the ClusterLoadAssignment served over EDS.
+def build_load_assignment(
+    cluster: ir.Cluster, endpoints: tuple[ir.Endpoint, ...]
+) -> endpoint_pb2.ClusterLoadAssignment:
+    """The ClusterLoadAssignment an IP cluster gets over EDS."""
+    return _load_assignment(endpoint_pb2.ClusterLoadAssignment(), cluster, endpoints)
 
-    IP endpoints go through EDS so that an endpoint change replaces only the assignment;
-    DNS names and unix sockets cannot be EDS endpoints and stay inline. ``stats`` turns on
-    Envoy's optional per-endpoint and request/response size stats.
+
+def build_cluster(
+    cluster: ir.Cluster,
+    *,
+    endpoints: tuple[ir.Endpoint, ...] = (),
+    stats: ir.ClusterStats = _NO_CLUSTER_STATS,
+) -> cluster_pb2.Cluster:
+    """The Cluster; ``endpoints`` are used only by clusters that carry them inline
+    (:func:`inline_endpoints`). ``stats`` turns on Envoy's optional per-endpoint and
+    request/response size stats.
     """
     out = _base(cluster.name)
     if stats.per_endpoint:
         out.track_cluster_stats.per_endpoint_stats = True
     if stats.request_response_sizes:
         out.track_cluster_stats.request_response_sizes = True
-    assignment = None
     if cluster.address_type is ir.AddressType.IP:
         out.type = cluster_pb2.Cluster.EDS
         set_ads(out.eds_cluster_config.eds_config)
-        assignment = _load_assignment(endpoint_pb2.ClusterLoadAssignment(), cluster)
     elif cluster.address_type is ir.AddressType.FQDN:
         out.type = cluster_pb2.Cluster.STRICT_DNS
         out.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
-        _load_assignment(out.load_assignment, cluster)
+        _load_assignment(out.load_assignment, cluster, endpoints)
     else:
         out.type = cluster_pb2.Cluster.STATIC
-        _load_assignment(out.load_assignment, cluster)
+        _load_assignment(out.load_assignment, cluster, endpoints)
     if cluster.protocol is ir.AppProtocol.HTTP2:
         out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(HTTP2_OPTIONS)
-    return out, assignment
+    return out
 
 
 def build_blackhole_cluster() -> cluster_pb2.Cluster:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +20,20 @@ from ..resources import ResourceSet
 from . import listener as _listener
 from ._common import BLACKHOLE_CLUSTER
 from .accesslog import build_telemetry_cluster, telemetry_clusters
-from .cluster import build_blackhole_cluster, build_cluster
+from .cluster import (
+    build_blackhole_cluster,
+    build_cluster,
+    build_load_assignment,
+    inline_endpoints,
+)
 from .route import build_route_configuration, build_routes, build_virtual_host, virtual_host_name
 from .secret import build_secret
 
 __all__ = ["Translator", "translate"]
 
-_ClusterPair = tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment | None]
+# A cluster message is made of its IR value, plus its endpoints when it carries them inline.
+_ClusterKey = tuple[ir.Cluster, tuple[ir.Endpoint, ...] | None]
+_Assignment = tuple[ir.ClusterEndpoints | None, endpoint_pb2.ClusterLoadAssignment]
 _RouteMsgs = tuple[ir.HTTPRoute, tuple[rc.Route, ...]]
 
 
@@ -61,7 +69,13 @@ class _Cache:
     route_configs: dict[
         tuple[Any, ...], tuple[route_pb2.RouteConfiguration, list[rc.VirtualHost]]
     ] = field(default_factory=dict)
-    clusters: dict[ir.Cluster, _ClusterPair] = field(default_factory=dict)
+    clusters: dict[_ClusterKey, cluster_pb2.Cluster] = field(default_factory=dict)
+    # Per EDS cluster name: the endpoint row its assignment was made from (None: no row).
+    assignments: dict[str, _Assignment] = field(default_factory=dict)
+    # The Gateway translated and what came of it, for the endpoint-only shortcut.
+    gateway: ir.Gateway | None = None
+    ir_clusters: dict[str, ir.Cluster] = field(default_factory=dict)
+    result: ResourceSet | None = None
     cluster_stats: ir.ClusterStats = field(default_factory=ir.ClusterStats)
     virtual_host_stats: bool = False
     route_stats: bool = False
@@ -95,6 +109,8 @@ class Translator:
 
     def translate(self, gateway: ir.Gateway) -> ResourceSet:
         old = self._caches.get(gateway.name) or _Cache()
+        if old.gateway is not None and _same_but_endpoints(old.gateway, gateway):
+            return self._endpoints_only(gateway, old)
         new = _Cache(virtual_host_stats=gateway.virtual_host_stats, route_stats=gateway.route_stats)
         if (old.virtual_host_stats, old.route_stats) != (new.virtual_host_stats, new.route_stats):
             old = _Cache()  # every virtual host (or route) changes: nothing route-level is kept
@@ -118,19 +134,26 @@ class Translator:
         new.cluster_stats = gateway.cluster_stats
         if old.cluster_stats != new.cluster_stats:
             old.clusters = {}  # every cluster carries the stats options
+        rows = {row.cluster: row for row in gateway.endpoints}
         for name, cluster in clusters.items():
-            pair = old.clusters.pop(cluster, None)
-            if pair is None:
-                pair = new.clusters.get(cluster) or build_cluster(
-                    cluster, stats=gateway.cluster_stats
+            row = rows.get(name)
+            endpoints = row.endpoints if row is not None else ()
+            inline = inline_endpoints(cluster)
+            key = (cluster, endpoints if inline else None)
+            msg = old.clusters.pop(key, None)
+            if msg is None:
+                msg = new.clusters.get(key) or build_cluster(
+                    cluster, endpoints=endpoints, stats=gateway.cluster_stats
                 )
                 stats["clusters_built"] += 1
             else:
                 stats["clusters_reused"] += 1
-            new.clusters[cluster] = pair
-            cluster_msgs[name] = pair[0]
-            if pair[1] is not None:
-                assignments[name] = pair[1]
+            new.clusters[key] = msg
+            cluster_msgs[name] = msg
+            if not inline:
+                assignment = _assignment(cluster, row, old.assignments.get(name), stats)
+                new.assignments[name] = assignment
+                assignments[name] = assignment[1]
         if p.blackhole:
             new.blackhole = old.blackhole or build_blackhole_cluster()
             cluster_msgs[BLACKHOLE_CLUSTER] = new.blackhole
@@ -162,15 +185,57 @@ class Translator:
                 new.secrets[cert] = secret
                 secrets[cert.name] = secret
 
-        self._caches[gateway.name] = new
-        self.last_stats = stats
-        return ResourceSet(
+        result = ResourceSet(
             listeners=listeners,
             routes=route_configs,
             clusters=cluster_msgs,
             endpoints=assignments,
             secrets=secrets,
         )
+        new.gateway, new.ir_clusters, new.result = gateway, clusters, result
+        self._caches[gateway.name] = new
+        self.last_stats = stats
+        return result
+
+    def _endpoints_only(self, gateway: ir.Gateway, cache: _Cache) -> ResourceSet:
+        """The last resources with the assignments of changed endpoint rows rebuilt.
+
+        Taken when the Gateway equals the last one but for its endpoint table, as after an
+        EndpointSlice change: no listener, route or virtual host is looked at, and an
+        unchanged row (the very same object) keeps its assignment. A cluster that carries
+        its endpoints inline (DNS, unix) gets a new Cluster message instead.
+        """
+        assert cache.result is not None and cache.gateway is not None
+        stats: Counter[str] = Counter()
+        last = cache.result
+        clusters, assignments = last.clusters, last.endpoints
+        before = {row.cluster: row for row in cache.gateway.endpoints}
+        for row in gateway.endpoints:
+            previous = before.get(row.cluster)
+            if previous is row or previous == row:
+                continue
+            cluster = cache.ir_clusters.get(row.cluster)
+            if cluster is None:
+                continue  # a row no route of this Gateway uses
+            if inline_endpoints(cluster):
+                if clusters is last.clusters:
+                    clusters = dict(clusters)
+                msg = build_cluster(cluster, endpoints=row.endpoints, stats=gateway.cluster_stats)
+                for key in [k for k in cache.clusters if k[0] == cluster]:
+                    del cache.clusters[key]
+                cache.clusters[(cluster, row.endpoints)] = msg
+                clusters[row.cluster] = msg
+                stats["clusters_built"] += 1
+                continue
+            if assignments is last.endpoints:
+                assignments = dict(assignments)
+            assignment = _assignment(cluster, row, cache.assignments.get(row.cluster), stats)
+            cache.assignments[row.cluster] = assignment
+            assignments[row.cluster] = assignment[1]
+        cache.gateway = gateway
+        cache.result = dataclasses.replace(last, clusters=clusters, endpoints=assignments)
+        self.last_stats = stats
+        return cache.result
 
     def _route_configuration(
         self,
@@ -406,3 +471,33 @@ def _virtual_hosts(
 def translate(gateway: ir.Gateway) -> ResourceSet:
     """Translate one Gateway without a cache from earlier translations."""
     return Translator().translate(gateway)
+
+
+def _same_but_endpoints(old: ir.Gateway, new: ir.Gateway) -> bool:
+    """Whether two Gateways differ in their endpoint table at most. Fields are compared by
+    identity first: the Gateway API translator's endpoint path hands back the very same
+    listeners, and the host binding's copies share their route tuples, so this is cheap."""
+    if old is new:
+        return True
+    for f in _GATEWAY_FIELDS:
+        a, b = getattr(old, f), getattr(new, f)
+        if a is not b and a != b:
+            return False
+    return True
+
+
+_GATEWAY_FIELDS = tuple(f.name for f in dataclasses.fields(ir.Gateway) if f.name != "endpoints")
+
+
+def _assignment(
+    cluster: ir.Cluster,
+    row: ir.ClusterEndpoints | None,
+    previous: _Assignment | None,
+    stats: Counter[str],
+) -> _Assignment:
+    """The assignment of an EDS cluster: the last one while its row is the same."""
+    if previous is not None and (previous[0] is row or previous[0] == row):
+        stats["assignments_reused"] += 1
+        return previous
+    stats["assignments_built"] += 1
+    return row, build_load_assignment(cluster, row.endpoints if row is not None else ())

@@ -1,0 +1,197 @@
+"""The endpoint table: where each cluster's endpoints come from, and what they are now.
+
+Routes name clusters (:class:`ir.Cluster` holds no endpoints); the endpoints of a Service
+port live here, computed from its EndpointSlices. That split is what makes endpoint churn
+cheap: when only EndpointSlices change, :meth:`EndpointTable.update_slices` recomputes the
+rows of the Services whose slices changed and no route is looked at again.
+
+One rule keeps the split honest: a cluster's *address type* (EDS for IPs, DNS for FQDN
+slices) is part of the cluster, and so of every route naming it. An update that would flip
+it reports so, and the caller translates from scratch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from egobs import ir
+from egobs.resources.core import EndpointSlice, Service, ServicePort
+
+__all__ = ["EndpointTable", "ServiceKey", "group_slices"]
+
+ServiceKey = tuple[str, str]
+"""``(namespace, name)`` of a Service."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ServicePortSource:
+    """A cluster fed by one Service port: its endpoints are re-read when its slices change."""
+
+    service: ServiceKey
+    port: ServicePort
+    transport: str  # "TCP" or "UDP"
+    cluster_ip: str | None
+    address_type: ir.AddressType
+
+
+def group_slices(slices: Iterable[EndpointSlice]) -> dict[ServiceKey, list[EndpointSlice]]:
+    """EndpointSlices per Service, each list sorted by slice name so that endpoint order
+    never depends on file order."""
+    grouped: dict[ServiceKey, list[EndpointSlice]] = defaultdict(list)
+    for es in slices:
+        grouped[(es.namespace, es.service_name)].append(es)
+    return {k: sorted(v, key=lambda s: s.name) for k, v in grouped.items()}
+
+
+class EndpointTable:
+    """Owns the endpoints of every cluster a translator has resolved, and their sources.
+
+    Rows are :class:`ir.ClusterEndpoints`; an unchanged row stays the very same object from
+    one translation to the next, so the xDS translator tells changed assignments by
+    identity. A table lives as long as the resolutions recorded in it: the Gateway API
+    translator makes a new one whenever it recompiles routes from scratch, and otherwise
+    keeps it, feeding it the current EndpointSlices with :meth:`update_slices`.
+
+    Services an EnvoyProxy's telemetry sink points at are *pinned*: their endpoints are
+    copied into the proxy's telemetry (bootstrap or access-log cluster), not read from
+    here, so a change to their slices needs a full translation.
+    """
+
+    def __init__(self, slices: Sequence[EndpointSlice]) -> None:
+        self._slice_list: list[EndpointSlice] = list(slices)
+        self._slices = group_slices(slices)
+        self._sources: dict[str, _ServicePortSource] = {}
+        self._by_service: dict[ServiceKey, set[str]] = defaultdict(set)
+        self._rows: dict[str, ir.ClusterEndpoints] = {}
+        self._pinned: set[ServiceKey] = set()
+
+    # ------------------------------------------------------------------ recording
+
+    def service_port(
+        self, cluster: str, svc: Service, sp: ServicePort, transport: str
+    ) -> ir.AddressType:
+        """Record that ``cluster`` is fed by ``sp`` of ``svc``; returns its address type."""
+        key = (svc.namespace, svc.name)
+        ip = svc.spec.cluster_ip
+        address_type, endpoints = _service_endpoints(self._slices.get(key), sp, transport, ip)
+        source = _ServicePortSource(key, sp, transport, ip, address_type)
+        if self._sources.get(cluster) != source:
+            self._sources[cluster] = source
+            self._by_service[key].add(cluster)
+            self._set(cluster, endpoints)
+        return address_type
+
+    def fixed(self, cluster: str, endpoints: tuple[ir.Endpoint, ...]) -> None:
+        """Record endpoints that no EndpointSlice feeds (a Backend's)."""
+        self._set(cluster, endpoints)
+
+    def endpoints(self, cluster: str) -> tuple[ir.Endpoint, ...]:
+        row = self._rows.get(cluster)
+        return row.endpoints if row is not None else ()
+
+    def pin(self, service: ServiceKey) -> None:
+        """Mark a Service whose endpoints are copied elsewhere (see the class docstring)."""
+        self._pinned.add(service)
+
+    def _set(self, cluster: str, endpoints: tuple[ir.Endpoint, ...]) -> None:
+        row = self._rows.get(cluster)
+        if row is None or row.endpoints != endpoints:
+            self._rows[cluster] = ir.ClusterEndpoints(cluster, endpoints)
+
+    # ------------------------------------------------------------------ reading
+
+    def rows(self, clusters: Iterable[str]) -> tuple[ir.ClusterEndpoints, ...]:
+        """The rows of ``clusters`` that the table knows, sorted by cluster name."""
+        rows = self._rows
+        return tuple(rows[name] for name in sorted(set(clusters)) if name in rows)
+
+    # ------------------------------------------------------------------ updating
+
+    def same_slices(self, slices: Sequence[EndpointSlice]) -> bool:
+        old = self._slice_list
+        return len(old) == len(slices) and all(a is b for a, b in zip(old, slices, strict=True))
+
+    def update_slices(self, slices: Sequence[EndpointSlice]) -> frozenset[str] | None:
+        """Take the current EndpointSlices; returns the clusters whose rows changed.
+
+        Slices are compared by identity (the provider hands back the very same objects for
+        what it did not reload; a copy counts as a change and costs a recomputed row, never
+        a wrong one). None when the change cannot be made here: a cluster's address type
+        would flip, or a pinned Service changed. The table is then left as it was.
+        """
+        old_ids = {id(s) for s in self._slice_list}
+        new_ids = {id(s) for s in slices}
+        touched: set[ServiceKey] = set()
+        for es in self._slice_list:
+            if id(es) not in new_ids:
+                touched.add((es.namespace, es.service_name))
+        for es in slices:
+            if id(es) not in old_ids:
+                touched.add((es.namespace, es.service_name))
+        if touched & self._pinned:
+            return None
+        grouped = group_slices(slices) if touched else self._slices
+        updates: dict[str, tuple[ir.Endpoint, ...]] = {}
+        for service in touched:
+            for cluster in self._by_service.get(service, ()):
+                src = self._sources[cluster]
+                address_type, endpoints = _service_endpoints(
+                    grouped.get(service), src.port, src.transport, src.cluster_ip
+                )
+                if address_type is not src.address_type:
+                    return None
+                updates[cluster] = endpoints
+        self._slice_list = list(slices)
+        self._slices = grouped
+        changed = set()
+        for cluster, endpoints in updates.items():
+            before = self._rows.get(cluster)
+            self._set(cluster, endpoints)
+            if self._rows[cluster] is not before:
+                changed.add(cluster)
+        return frozenset(changed)
+
+    def current(self) -> Mapping[str, ir.ClusterEndpoints]:
+        return self._rows
+
+
+def _service_endpoints(
+    slices: list[EndpointSlice] | None, sp: ServicePort, transport: str, cluster_ip: str | None
+) -> tuple[ir.AddressType, tuple[ir.Endpoint, ...]]:
+    if not slices:
+        # Without EndpointSlices (no cluster), a ClusterIP is still a usable address.
+        if cluster_ip and cluster_ip != "None":
+            return ir.AddressType.IP, (ir.Endpoint(cluster_ip, sp.port),)
+        return ir.AddressType.IP, ()
+    ips: set[ir.Endpoint] = set()
+    fqdns: set[ir.Endpoint] = set()
+    for es in slices:
+        target = _slice_port(es, sp, transport)
+        out = fqdns if es.address_type == "FQDN" else ips
+        for ep in es.endpoints:
+            # Unknown readiness counts as ready, as kube-proxy treats it.
+            if ep.conditions.ready is False:
+                continue
+            # Addresses of one endpoint are fungible; the first is the canonical one.
+            out.add(ir.Endpoint(ep.addresses[0], target))
+    if ips or not fqdns:
+        return ir.AddressType.IP, tuple(sorted(ips, key=_endpoint_order))
+    return ir.AddressType.FQDN, tuple(sorted(fqdns, key=_endpoint_order))
+
+
+def _slice_port(es: EndpointSlice, sp: ServicePort, transport: str) -> int:
+    """The port endpoints of ``es`` serve ``sp`` on: the slice port named like the Service
+    port, else the Service's numeric targetPort, else the Service port itself."""
+    want = sp.name or ""
+    for p in es.ports:
+        if (p.name or "") == want and p.protocol == transport and p.port is not None:
+            return p.port
+    if isinstance(sp.target_port, int):
+        return sp.target_port
+    return sp.port
+
+
+def _endpoint_order(ep: ir.Endpoint) -> tuple[str, int]:
+    return (ep.host, ep.port)
