@@ -34,7 +34,24 @@ spec:
         - {{name: svc-{(r + 1) % SERVICES}, port: 80, weight: 10}}"""
 
 
-def base_docs() -> list[str]:
+def slice_doc(s: int, version: int = 0) -> str:
+    """The EndpointSlice of Service ``s``; a ``version`` > 0 is a rollout step: the third
+    endpoint is replaced by a new address (so one cluster's assignment changes)."""
+    addrs = [f"127.0.{s // 250}.{(s % 250) + 1}"] * ENDPOINTS_PER_SERVICE
+    if version:
+        addrs[-1] = f"127.{1 + version // 250}.{s % 250}.{(version % 250) + 1}"
+    endpoints = ", ".join(f"{{addresses: [{a}]}}" for a in addrs)
+    return f"""apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: svc-{s}-a, namespace: bench, labels: {{kubernetes.io/service-name: svc-{s}}}}}
+addressType: IPv4
+ports: [{{name: http, port: {8000 + s % 1000}}}]
+endpoints: [{endpoints}]"""
+
+
+def base_docs(*, separate_slices: frozenset[int] = frozenset()) -> list[str]:
+    """The GatewayClass, Gateway, Services and their EndpointSlices, but the slices of the
+    Services in ``separate_slices`` (which bench/endpoints.py keeps in files of their own)."""
     docs = [
         """apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -56,16 +73,6 @@ metadata: {{name: svc-{s}, namespace: bench}}
 spec:
   ports: [{{name: http, port: 80}}]"""
         )
-        addrs = ", ".join(
-            f"{{addresses: [127.0.{s // 250}.{(s % 250) + 1}]}}"
-            for _ in range(ENDPOINTS_PER_SERVICE)
-        )
-        docs.append(
-            f"""apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: svc-{s}-a, namespace: bench, labels: {{kubernetes.io/service-name: svc-{s}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {8000 + s % 1000}}}]
-endpoints: [{addrs}]"""
-        )
+        if s not in separate_slices:
+            docs.append(slice_doc(s))
     return docs

@@ -121,18 +121,28 @@ class EndpointTable:
         a wrong one). None when the change cannot be made here: a cluster's address type
         would flip, or a pinned Service changed. The table is then left as it was.
         """
-        old_ids = {id(s) for s in self._slice_list}
-        new_ids = {id(s) for s in slices}
+        old_ids = set(map(id, self._slice_list))
+        new_ids = set(map(id, slices))
         touched: set[ServiceKey] = set()
         for es in self._slice_list:
             if id(es) not in new_ids:
                 touched.add((es.namespace, es.service_name))
-        for es in slices:
-            if id(es) not in old_ids:
-                touched.add((es.namespace, es.service_name))
+        added = [es for es in slices if id(es) not in old_ids]
+        touched.update((es.namespace, es.service_name) for es in added)
         if touched & self._pinned:
             return None
-        grouped = group_slices(slices) if touched else self._slices
+        # Regroup the touched Services only: their kept slices plus the added ones.
+        grouped = dict(self._slices)
+        for service in touched:
+            kept = [es for es in grouped.get(service, ()) if id(es) in new_ids]
+            grouped[service] = kept
+        for es in added:
+            grouped[(es.namespace, es.service_name)].append(es)
+        for service in touched:
+            if grouped[service]:
+                grouped[service].sort(key=lambda s: s.name)
+            else:
+                del grouped[service]
         updates: dict[str, tuple[ir.Endpoint, ...]] = {}
         for service in touched:
             for cluster in self._by_service.get(service, ()):

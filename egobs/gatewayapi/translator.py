@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -430,6 +431,8 @@ def _route_diff(
     """The route objects gone from ``old`` and new in ``new`` (by identity; a route that only
     moved is neither), or None when ``new`` holds one object twice."""
     if len(old) == len(new):
+        if not any(map(operator.is_not, old, new)):
+            return [], []  # the same objects: no route changed (the endpoint path's case)
         # The usual edit replaces objects in place: compare position by position, then look
         # at the differing positions only.
         was = [a for a, b in zip(old, new, strict=True) if a is not b]
