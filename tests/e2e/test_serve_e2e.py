@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from e2e_helpers import GATEWAY_CLASS, Serve, request
+from prometheus_client.parser import text_string_to_metric_families
 from testkit import pid_alive, wait_until
 from testkit import unused_port as free_port
 
@@ -37,24 +39,32 @@ spec:
 """
 
 
-def backends(ports: dict[str, int]) -> str:
-    docs = []
-    for name, port in ports.items():
-        docs.append(f"""\
+def services(names: list[str]) -> str:
+    return "---\n".join(
+        f"""\
 apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: default}}
 spec:
   ports: [{{name: http, port: 8080}}]
----
+"""
+        for name in names
+    )
+
+
+def endpoint_slices(ports: dict[str, int]) -> str:
+    """One EndpointSlice per Service, in a file of their own (as a controller writes them)."""
+    return "---\n".join(
+        f"""\
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
 addressType: IPv4
 ports: [{{name: http, port: {port}}}]
 endpoints: [{{addresses: [127.0.0.1]}}]
-""")
-    return "---\n".join(docs)
+"""
+        for name, port in ports.items()
+    )
 
 
 ROUTES = """\
@@ -168,7 +178,8 @@ def stack(
     serve.proxy_port = proxy_port  # type: ignore[attr-defined]
     serve.write("00-class.yaml", GATEWAY_CLASS)
     serve.write("10-gateway.yaml", gateway())
-    serve.write("20-backends.yaml", backends({n: s.port for n, s in echoes.items()}))
+    serve.write("20-services.yaml", services(list(echoes)))
+    serve.write("21-slices.yaml", endpoint_slices({n: s.port for n, s in echoes.items()}))
     serve.write("30-routes.yaml", ROUTES)
     serve.start()
     try:
@@ -321,6 +332,41 @@ def test_editing_a_route_file_reroutes_without_restarting(stack: Serve) -> None:
         wait_until(lambda: backend_of(stack, "/prefix/x") == "b", what="route restored")
 
 
+def _pushes(stack: Serve) -> dict[str, float]:
+    """egobs's own egobs_xds_pushes_total, by type (the short name of the type URL)."""
+    with urllib.request.urlopen(stack.admin + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        sample.labels["type_url"].rsplit(".", 1)[-1]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "egobs_xds_pushes"
+        for sample in family.samples
+        if sample.name == "egobs_xds_pushes_total"
+    }
+
+
+def test_an_endpointslice_edit_pushes_only_that_assignment(
+    stack: Serve, echoes: dict[str, EchoServer]
+) -> None:
+    """Service a's EndpointSlice moves to echo c's port: traffic for a's routes reaches c,
+    Envoy is not restarted, and egobs pushed ClusterLoadAssignments only (no CDS, LDS, RDS,
+    SDS), which its own metrics show."""
+    pid = stack.envoy_pid("default/eg")
+    before = _pushes(stack)
+    ports = {n: s.port for n, s in echoes.items()}
+    stack.write("21-slices.yaml", endpoint_slices({**ports, "a": ports["c"]}))
+    try:
+        wait_until(lambda: backend_of(stack, "/exact") == "c", what="a's new endpoint served")
+        assert backend_of(stack, "/prefix/x") == "b"
+        after = _pushes(stack)
+        grew = {t for t in after if after[t] != before.get(t, 0.0)}
+        assert grew == {"ClusterLoadAssignment"}, (before, after)
+        assert stack.envoy_pid("default/eg") == pid
+    finally:
+        stack.write("21-slices.yaml", endpoint_slices(ports))
+        wait_until(lambda: backend_of(stack, "/exact") == "a", what="a's endpoint restored")
+
+
 def test_broken_file_keeps_serving_last_good_config(stack: Serve) -> None:
     stack.write(
         "30-routes.yaml", ROUTES.replace("backendRefs: [{name: b", "backendRefz: [{name: b", 1)
@@ -376,7 +422,8 @@ def test_external_mode_proxy_keeps_serving_across_control_plane_restart(
     serve = Serve(tmp_path, infra="External", port_map={80: proxy_port})
     serve.write("00-class.yaml", GATEWAY_CLASS)
     serve.write("10-gateway.yaml", gateway())
-    serve.write("20-backends.yaml", backends({n: s.port for n, s in echoes.items()}))
+    serve.write("20-services.yaml", services(list(echoes)))
+    serve.write("21-slices.yaml", endpoint_slices({n: s.port for n, s in echoes.items()}))
     serve.write("30-routes.yaml", ROUTES)
     admin_port = free_port()
     boot = tmp_path / "envoy.json"

@@ -11,7 +11,19 @@ import dataclasses
 import random
 from typing import Any
 
-from xds_ir import APP, CANARY, CERT_PEM, KEY_PEM, SHADOW, S, cluster, dest, gateway, route
+from xds_ir import (
+    APP,
+    CANARY,
+    CERT_PEM,
+    EXTERNAL,
+    KEY_PEM,
+    SHADOW,
+    S,
+    cluster,
+    dest,
+    gateway,
+    route,
+)
 
 from egobs import ir
 from egobs.gatewayapi import SinkAddress, sink_access_log
@@ -318,3 +330,68 @@ def test_routes_of_a_renamed_route_configuration_are_reused() -> None:
     assert {n: resource_version(m) for n, m in after.routes.items()} == {
         n: resource_version(m) for n, m in fresh.routes.items()
     }
+
+
+# --------------------------------------------------------------------------- endpoint rows
+
+
+def _with_rows(gw: ir.Gateway, **changes: tuple[ir.Endpoint, ...]) -> ir.Gateway:
+    """``gw`` with the rows of some clusters (by Python name of the IR constant) changed."""
+    names = {APP.name: "app", CANARY.name: "canary", EXTERNAL.name: "external"}
+    rows = tuple(
+        ir.ClusterEndpoints(row.cluster, changes[names[row.cluster]])
+        if names.get(row.cluster) in changes
+        else row
+        for row in gw.endpoints
+    )
+    return dataclasses.replace(gw, endpoints=rows)
+
+
+def _endpoint_gateway() -> ir.Gateway:
+    return _gateway(
+        _http(
+            "http",
+            [
+                route("a", path_match=ir.PathMatch(S.PREFIX, "/a")),
+                route("b", destination=dest("b", (CANARY, 1), (EXTERNAL, 1))),
+            ],
+        )
+    )
+
+
+def test_a_changed_row_rebuilds_only_its_assignment() -> None:
+    translator = Translator()
+    gw = _endpoint_gateway()
+    first = _check(translator, gw)
+    changed = _with_rows(gw, app=(ir.Endpoint("10.5.5.5", 8080),))
+    second = _check(translator, changed)
+    assert _same_objects(first, second) == [f"endpoints/{APP.name}"]
+    assert dict(translator.last_stats) == {"assignments_built": 1}
+    socket = second.endpoints[APP.name].endpoints[0].lb_endpoints[0].endpoint.address
+    assert (socket.socket_address.address, socket.socket_address.port_value) == ("10.5.5.5", 8080)
+    # Back to the first rows, and then a route edit: still what a fresh translation gives.
+    _check(translator, gw)
+    _check(translator, _gateway(_http("http", [route("a")])))
+
+
+def test_a_changed_row_of_a_dns_cluster_rebuilds_that_cluster() -> None:
+    """DNS names cannot be EDS endpoints: the cluster carries them, so it is rebuilt."""
+    translator = Translator()
+    gw = _endpoint_gateway()
+    first = _check(translator, gw)
+    second = _check(translator, _with_rows(gw, external=(ir.Endpoint("other.example.org", 443),)))
+    assert _same_objects(first, second) == [f"clusters/{EXTERNAL.name}"]
+    assert dict(translator.last_stats) == {"clusters_built": 1}
+
+
+def test_rows_and_routes_changed_together_take_the_full_path() -> None:
+    translator = Translator()
+    gw = _endpoint_gateway()
+    first = _check(translator, gw)
+    edited = _with_rows(
+        _gateway(_http("http", [route("a", path_match=ir.PathMatch(S.PREFIX, "/z"))])),
+        app=(ir.Endpoint("10.6.6.6", 8080),),
+    )
+    second = _check(translator, edited)
+    assert translator.last_stats["routes_built"] == 1
+    assert second.endpoints[APP.name] is not first.endpoints[APP.name]
