@@ -475,7 +475,7 @@ def _same_objects(a: tuple[list[Any], ...], b: tuple[list[Any], ...]) -> bool:
     if len(a) != len(b):
         return False
     for xs, ys in zip(a, b, strict=True):
-        if len(xs) != len(ys) or any(x is not y for x, y in zip(xs, ys, strict=True)):
+        if len(xs) != len(ys) or any(map(operator.is_not, xs, ys)):
             return False
     return True
 

@@ -55,13 +55,10 @@ def combined_version(entries: Iterable[tuple[str, str]]) -> str:
     Used for a type's version (``version_info`` of a state-of-the-world response) and for
     the snapshot label, so both are content hashes too.
     """
-    h = hashlib.blake2b(digest_size=8)
-    for name, version in sorted(entries):
-        h.update(name.encode())
-        h.update(b"\0")
-        h.update(version.encode())
-        h.update(b"\n")
-    return h.hexdigest()
+    # One hash over "<name>\0<version>\n" per entry, in name order; joined first, since
+    # one update of the whole text costs a fraction of an update per piece.
+    text = "".join(f"{name}\0{version}\n" for name, version in sorted(entries))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
