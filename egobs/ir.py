@@ -17,7 +17,6 @@ resource and stat names (``httproute/<ns>/<name>/rule/<i>/match/<j>``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -71,7 +70,6 @@ __all__ = [
     "UDPListener",
     "UDPRoute",
     "URLRewrite",
-    "cluster_names",
     "to_data",
 ]
 
@@ -513,30 +511,6 @@ class Gateway:
     route_stats: bool = False
     # The endpoint table: a row per cluster the routes above use, sorted by cluster name.
     endpoints: tuple[ClusterEndpoints, ...] = ()
-
-
-def cluster_names(
-    http: Iterable[HTTPListener], tcp: Iterable[TCPListener], udp: Iterable[UDPListener]
-) -> tuple[str, ...]:
-    """The clusters a Gateway's routes send traffic to (mirrors included), sorted."""
-    names: set[str] = set()
-    seen: set[int] = set()
-    for listener in http:
-        for route in listener.routes:
-            dest = route.destination
-            # Stamped copies of one rule share its destination: look at each once.
-            if dest is not None and id(dest) not in seen:
-                seen.add(id(dest))
-                names.update(s.cluster.name for s in dest.settings)
-            for mirror in route.mirrors:
-                names.add(mirror.cluster.name)
-    for tcp_listener in tcp:
-        for tcp_route in tcp_listener.routes:
-            names.update(s.cluster.name for s in tcp_route.destination.settings)
-    for udp_listener in udp:
-        if udp_listener.route is not None:
-            names.update(s.cluster.name for s in udp_listener.route.destination.settings)
-    return tuple(sorted(names))
 
 
 # --------------------------------------------------------------------------- infra

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import operator
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -352,6 +353,7 @@ class Translator:
                     ls.attached.discard(key)
                     for entry in entries:
                         _remove_sorted(ls.http_entries, entry)
+                    _recount(run, ordinal, entries, -1)
         fresh_attached = 0
         for route in added:
             key = route.key
@@ -370,6 +372,7 @@ class Translator:
                         del ls.http_entries[-len(entries) :]
                         for entry in entries:
                             bisect.insort(ls.http_entries, entry, key=_entry_key)
+                        _recount(run, ordinal, entries, 1)
         for name, state in run.classes.items():
             statuses[("GatewayClass", "", name)] = class_status(state, run.conds)
         result = run._result()
@@ -531,8 +534,13 @@ class _Translation:
             index.resources = resources  # the same objects but the routes; keep it current
         self.index = index
         self.backends = Backends(self.index, resources, endpoints)
-        # Per Gateway name, the clusters its IR routes use (what its endpoint table holds).
+        # Per Gateway name, the clusters its IR routes use (what its endpoint table holds),
+        # and how many IR routes use each: counted over every route by the first _result(),
+        # then kept up to date by Translator._apply_patch for the routes it takes out and puts
+        # in (counting 10,000 routes again would cost a route edit ~10 ms).
         self.gateway_clusters: dict[str, tuple[str, ...]] = {}
+        self.cluster_counts: dict[str, Counter[str]] | None = None
+        self.listener_gateway: list[str] = []  # per listener ordinal, its Gateway's name
         last_good = memo._telemetry_last_good if memo is not None else {}
         self.telemetry = TelemetryCompiler(self.backends, telemetry, last_good)
         self.statuses: dict[StatusKey, dict[str, Any]] = {}
@@ -559,6 +567,7 @@ class _Translation:
             for ls in gw_state.listeners:
                 self.ordinals[id(ls)] = len(self.listeners)
                 self.listeners.append(ls)
+                self.listener_gateway.append(gw_state.name)
         if self.gateways:
             self._http_routes(HTTP_ROUTE, self.resources.http_routes)
             self._http_routes(GRPC_ROUTE, self.resources.grpc_routes)
@@ -732,6 +741,10 @@ class _Translation:
     def _result(self) -> Result:
         gateways: dict[str, ir.Gateway] = {}
         proxies: dict[str, ir.Proxy] = {}
+        counts = self.cluster_counts
+        fresh = counts is None
+        if counts is None:
+            counts = self.cluster_counts = {}
         for gw in self.gateways.values():
             self.statuses[("Gateway", gw.obj.namespace, gw.obj.name)] = gateway_status(
                 gw, self.conds
@@ -758,7 +771,11 @@ class _Translation:
                 )
             assert gw.telemetry is not None, "an accepted Gateway has its telemetry"
             telemetry = gw.telemetry.for_gateway(gw.obj.namespace, gw.obj.name)
-            clusters = self.gateway_clusters[gw.name] = ir.cluster_names(http, tcp, udp)
+            if fresh:
+                counts[gw.name] = _count_clusters(http, tcp, udp)
+            used = counts.get(gw.name, Counter())
+            clusters = tuple(sorted(name for name, n in used.items() if n > 0))
+            self.gateway_clusters[gw.name] = clusters
             gateways[gw.name] = ir.Gateway(
                 name=gw.name,
                 http=tuple(http),
@@ -779,3 +796,44 @@ class _Translation:
                 stats=telemetry.stats,
             )
         return Result(gateways=gateways, proxies=proxies, statuses=self.statuses)
+
+
+def _route_clusters(route: ir.HTTPRoute) -> list[str]:
+    dest = route.destination
+    names = [s.cluster.name for s in dest.settings] if dest is not None else []
+    names.extend(m.cluster.name for m in route.mirrors)
+    return names
+
+
+def _count_clusters(
+    http: list[ir.HTTPListener], tcp: list[ir.TCPListener], udp: list[ir.UDPListener]
+) -> Counter[str]:
+    """How many IR routes of a Gateway use each cluster (mirrors included)."""
+    counts: Counter[str] = Counter()
+    for listener in http:
+        for route in listener.routes:
+            counts.update(_route_clusters(route))
+    for tcp_listener in tcp:
+        for tcp_route in tcp_listener.routes:
+            counts.update(s.cluster.name for s in tcp_route.destination.settings)
+    for udp_listener in udp:
+        if udp_listener.route is not None:
+            counts.update(s.cluster.name for s in udp_listener.route.destination.settings)
+    return counts
+
+
+def _recount(
+    run: _Translation,
+    ordinal: int,
+    entries: Sequence[tuple[tuple[Any, ...], ir.HTTPRoute]],
+    delta: int,
+) -> None:
+    """Count the clusters of IR routes the patch path took out of (-1) or put in (+1) a
+    listener, in its Gateway's counts (a Gateway not served has none)."""
+    counts = run.cluster_counts
+    used = counts.get(run.listener_gateway[ordinal]) if counts is not None else None
+    if used is None:
+        return
+    for _, route in entries:
+        for name in _route_clusters(route):
+            used[name] += delta
