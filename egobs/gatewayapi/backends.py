@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from egobs import ir
-from egobs.gatewayapi.endpoints import EndpointTable
+from egobs.gatewayapi.endpoints import EndpointTable, backend_endpoints
 from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.status import (
     R_BACKEND_NOT_FOUND,
@@ -214,28 +214,10 @@ class Backends:
                 R_UNSUPPORTED_PROTOCOL_ROUTE,
                 f"Backend {ref} needs TLS to the backend; egobs does not originate TLS",
             )
-        endpoints: list[ir.Endpoint] = []
-        kinds: set[str] = set()
-        for ep in spec.endpoints:
-            if ep.ip is not None:
-                endpoints.append(ir.Endpoint(ep.ip.address, ep.ip.port))
-                kinds.add("ip")
-            elif ep.fqdn is not None:
-                endpoints.append(ir.Endpoint(ep.fqdn.hostname, ep.fqdn.port))
-                kinds.add("fqdn")
-            elif ep.unix is not None:
-                endpoints.append(ir.Endpoint(ep.unix.path, 0))
-                kinds.add("unix")
-        if "fqdn" in kinds:
-            address_type = ir.AddressType.FQDN
-        elif kinds == {"unix"}:
-            address_type = ir.AddressType.UNIX
-        else:
-            # IP and unix endpoints can share a static cluster; port 0 marks the unix ones.
-            address_type = ir.AddressType.IP
+        address_type, endpoints = backend_endpoints(backend)
         apps = ["h2c" if p == "gateway.envoyproxy.io/h2c" else p for p in spec.app_protocols]
         name = _udp(f"backend/{ref}" if port is None else f"backend/{ref}/{port}", route_kind)
-        self.endpoints.fixed(name, tuple(endpoints))
+        self.endpoints.backend(name, (backend.namespace, backend.name), address_type, endpoints)
         cluster = ir.Cluster(
             name=name,
             protocol=self._protocol(key, apps, route_kind),

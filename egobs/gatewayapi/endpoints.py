@@ -17,12 +17,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from egobs import ir
+from egobs.resources import Backend
 from egobs.resources.core import EndpointSlice, Service, ServicePort
 
-__all__ = ["EndpointTable", "ServiceKey", "group_slices"]
+__all__ = ["BackendKey", "EndpointTable", "ServiceKey", "backend_endpoints", "group_slices"]
 
 ServiceKey = tuple[str, str]
 """``(namespace, name)`` of a Service."""
+BackendKey = tuple[str, str]
+"""``(namespace, name)`` of an Envoy Gateway Backend."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,36 @@ class _ServicePortSource:
     transport: str  # "TCP" or "UDP"
     cluster_ip: str | None
     address_type: ir.AddressType
+
+
+@dataclass(frozen=True, slots=True)
+class _BackendSource:
+    """A cluster fed by a Backend's ``spec.endpoints``."""
+
+    backend: BackendKey
+    address_type: ir.AddressType
+
+
+def backend_endpoints(backend: Backend) -> tuple[ir.AddressType, tuple[ir.Endpoint, ...]]:
+    """A Backend's endpoints and the address type of the cluster they make."""
+    endpoints: list[ir.Endpoint] = []
+    kinds: set[str] = set()
+    for ep in backend.spec.endpoints:
+        if ep.ip is not None:
+            endpoints.append(ir.Endpoint(ep.ip.address, ep.ip.port))
+            kinds.add("ip")
+        elif ep.fqdn is not None:
+            endpoints.append(ir.Endpoint(ep.fqdn.hostname, ep.fqdn.port))
+            kinds.add("fqdn")
+        elif ep.unix is not None:
+            endpoints.append(ir.Endpoint(ep.unix.path, 0))
+            kinds.add("unix")
+    if "fqdn" in kinds:
+        return ir.AddressType.FQDN, tuple(endpoints)
+    if kinds == {"unix"}:
+        return ir.AddressType.UNIX, tuple(endpoints)
+    # IP and unix endpoints can share a static cluster; port 0 marks the unix ones.
+    return ir.AddressType.IP, tuple(endpoints)
 
 
 def group_slices(slices: Iterable[EndpointSlice]) -> dict[ServiceKey, list[EndpointSlice]]:
@@ -54,7 +87,8 @@ class EndpointTable:
     translator makes a new one whenever it recompiles routes from scratch, and otherwise
     keeps it, feeding it the current EndpointSlices with :meth:`update_slices`.
 
-    Services an EnvoyProxy's telemetry sink points at are *pinned*: their endpoints are
+    Backends feed rows too (:meth:`backend`, :meth:`update_backends`). Services and Backends
+    an EnvoyProxy's telemetry sink points at are *pinned*: their endpoints are
     copied into the proxy's telemetry (bootstrap or access-log cluster), not read from
     here, so a change to their slices needs a full translation.
     """
@@ -64,8 +98,11 @@ class EndpointTable:
         self._slices = group_slices(slices)
         self._sources: dict[str, _ServicePortSource] = {}
         self._by_service: dict[ServiceKey, set[str]] = defaultdict(set)
+        self._backend_sources: dict[str, _BackendSource] = {}
+        self._by_backend: dict[BackendKey, set[str]] = defaultdict(set)
         self._rows: dict[str, ir.ClusterEndpoints] = {}
-        self._pinned: set[ServiceKey] = set()
+        # ("Service" | "Backend", namespace, name) of what telemetry copies endpoints from.
+        self._pinned: set[tuple[str, str, str]] = set()
 
     # ------------------------------------------------------------------ recording
 
@@ -83,17 +120,26 @@ class EndpointTable:
             self._set(cluster, endpoints)
         return address_type
 
-    def fixed(self, cluster: str, endpoints: tuple[ir.Endpoint, ...]) -> None:
-        """Record endpoints that no EndpointSlice feeds (a Backend's)."""
+    def backend(
+        self,
+        cluster: str,
+        backend: BackendKey,
+        address_type: ir.AddressType,
+        endpoints: tuple[ir.Endpoint, ...],
+    ) -> None:
+        """Record that ``cluster`` is fed by a Backend's ``spec.endpoints``."""
+        self._backend_sources[cluster] = _BackendSource(backend, address_type)
+        self._by_backend[backend].add(cluster)
         self._set(cluster, endpoints)
 
     def endpoints(self, cluster: str) -> tuple[ir.Endpoint, ...]:
         row = self._rows.get(cluster)
         return row.endpoints if row is not None else ()
 
-    def pin(self, service: ServiceKey) -> None:
-        """Mark a Service whose endpoints are copied elsewhere (see the class docstring)."""
-        self._pinned.add(service)
+    def pin(self, kind: str, namespace: str, name: str) -> None:
+        """Mark a Service or Backend whose endpoints are copied elsewhere (see the class
+        docstring)."""
+        self._pinned.add((kind, namespace, name))
 
     def _set(self, cluster: str, endpoints: tuple[ir.Endpoint, ...]) -> None:
         row = self._rows.get(cluster)
@@ -129,7 +175,7 @@ class EndpointTable:
                 touched.add((es.namespace, es.service_name))
         added = [es for es in slices if id(es) not in old_ids]
         touched.update((es.namespace, es.service_name) for es in added)
-        if touched & self._pinned:
+        if any(("Service", *key) in self._pinned for key in touched):
             return None
         # Regroup the touched Services only: their kept slices plus the added ones.
         grouped = dict(self._slices)
@@ -155,6 +201,28 @@ class EndpointTable:
                 updates[cluster] = endpoints
         self._slice_list = list(slices)
         self._slices = grouped
+        changed = set()
+        for cluster, endpoints in updates.items():
+            before = self._rows.get(cluster)
+            self._set(cluster, endpoints)
+            if self._rows[cluster] is not before:
+                changed.add(cluster)
+        return frozenset(changed)
+
+    def update_backends(
+        self, backends: Mapping[BackendKey, tuple[ir.AddressType, tuple[ir.Endpoint, ...]]]
+    ) -> frozenset[str] | None:
+        """Take new endpoints of Backends (by key: address type and endpoints, as
+        :func:`backend_endpoints` gives them); returns the clusters whose rows changed, or
+        None when the change cannot be made here (as :meth:`update_slices`)."""
+        if any(("Backend", *key) in self._pinned for key in backends):
+            return None
+        updates: dict[str, tuple[ir.Endpoint, ...]] = {}
+        for key, (address_type, endpoints) in backends.items():
+            for cluster in self._by_backend.get(key, ()):
+                if self._backend_sources[cluster].address_type is not address_type:
+                    return None
+                updates[cluster] = endpoints
         changed = set()
         for cluster, endpoints in updates.items():
             before = self._rows.get(cluster)

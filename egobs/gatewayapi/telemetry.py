@@ -394,9 +394,8 @@ class _Compile:
             if issue is not None:
                 raise TelemetryError(f"{path}.backendRefs[{k}]", issue.message)
             assert cluster is not None
-            if ref.kind == "Service":
-                # Copied into the telemetry cluster: its slices' changes retranslate fully.
-                self.backends.endpoints.pin((ref.namespace or self.namespace, ref.name))
+            # Copied into the telemetry cluster: endpoint changes retranslate fully.
+            self.backends.endpoints.pin(ref.kind, ref.namespace or self.namespace, ref.name)
             endpoints_of = self.backends.endpoints.endpoints(cluster.name)
             if not endpoints_of:
                 raise TelemetryError(

@@ -12,7 +12,7 @@ from typing import Any
 
 from egobs import ir
 from egobs.gatewayapi.backends import GRPC_ROUTE, HTTP_ROUTE, Backends, backend_keys
-from egobs.gatewayapi.endpoints import EndpointTable
+from egobs.gatewayapi.endpoints import EndpointTable, backend_endpoints
 from egobs.gatewayapi.gateways import (
     ClassState,
     GatewayState,
@@ -34,7 +34,7 @@ from egobs.gatewayapi.telemetry import (
     TelemetryCompiler,
     TelemetryDefaults,
 )
-from egobs.resources import GRPCRoute, HTTPRoute, Resources, TLSRoute
+from egobs.resources import Backend, GRPCRoute, HTTPRoute, Resources, TLSRoute
 
 DEFAULT_CONTROLLER_NAME = "gateway.egobs.dev/gatewayclass-controller"
 
@@ -190,15 +190,23 @@ class Translator:
         self.endpoint_update_last = None
         same = True
         inputs = tuple(list(getattr(resources, attr)) for attr in _BACKEND_INPUTS)
-        slices_changed = not self._endpoints.same_slices(resources.endpoint_slices)
-        if _same_objects(inputs, self._inputs) and slices_changed:
-            rows = self._endpoints.update_slices(resources.endpoint_slices)
-            if rows is None:  # an address type flips, or a pinned Service: start afresh
+        # The endpoint path: EndpointSlices, or only the endpoints of Backends, changed.
+        rows: frozenset[str] | None = None
+        if self._last is not None and not _same_objects(inputs, self._inputs):
+            rows = self._adopt_backend_endpoints(inputs)
+        if _same_objects(inputs, self._inputs) and not self._endpoints.same_slices(
+            resources.endpoint_slices
+        ):
+            slice_rows = self._endpoints.update_slices(resources.endpoint_slices)
+            if slice_rows is None:  # an address type flips, or a pinned Service: start afresh
                 self._forget()
-            elif self._last is not None:
-                fast = self._endpoints_only(resources, rows)
-                if fast is not None:
-                    return fast
+                rows = None
+            else:
+                rows = slice_rows if rows is None else rows | slice_rows
+        if rows is not None and self._last is not None:
+            fast = self._endpoints_only(resources, rows)
+            if fast is not None:
+                return fast
         if not _same_objects(inputs, self._inputs):
             self._routes = {}
             self._by_id = {}
@@ -243,8 +251,46 @@ class Translator:
             )
         return result
 
+    def _adopt_backend_endpoints(self, inputs: tuple[list[Any], ...]) -> frozenset[str] | None:
+        """When the backend inputs differ from the last ones only in Backends whose
+        ``spec.endpoints`` changed (and not their address type), take the new Backends as
+        the current inputs without dropping any memo, and return the endpoint rows that
+        changed. None (nothing taken) otherwise: the usual paths then run.
+
+        Compiled routes stay valid: a Backend's cluster (name, protocol, address type) does
+        not depend on its endpoints, which only the endpoint table holds.
+        """
+        at = _BACKEND_INPUTS.index("backends")
+        if len(inputs) != len(self._inputs):
+            return None
+        for k, (old_list, new_list) in enumerate(zip(self._inputs, inputs, strict=True)):
+            if k != at and not _same_objects((old_list,), (new_list,)):
+                return None
+        old, new = self._inputs[at], inputs[at]
+        if len(old) != len(new):
+            return None
+        changes = {}
+        for a, b in zip(old, new, strict=True):
+            if a is b:
+                continue
+            if a.key != b.key or _without_endpoints(a) != _without_endpoints(b):
+                return None
+            changes[(b.namespace, b.name)] = backend_endpoints(b)
+        rows = self._endpoints.update_backends(changes)
+        if rows is None:
+            return None
+        self._inputs = inputs
+        if self._env_inputs:
+            env = list(self._env_inputs)
+            env[_ENV_INPUTS.index("backends")] = new
+            self._env_inputs = tuple(env)
+        if self._index is not None:
+            for b in new:
+                self._index.backends[(b.namespace, b.name)] = b
+        return rows
+
     def _endpoints_only(self, resources: Resources, rows: frozenset[str]) -> Result | None:
-        """The last result with new endpoint rows, when nothing but EndpointSlices changed.
+        """The last result with new endpoint rows, when nothing but endpoints changed.
 
         No route, listener or status is looked at: each Gateway whose clusters include a
         changed row gets a copy of its last IR with a new endpoint table (every other field
@@ -837,3 +883,15 @@ def _recount(
     for _, route in entries:
         for name in _route_clusters(route):
             used[name] += delta
+
+
+# What of a Backend its endpoints do not include: bookkeeping metadata a controller bumps on
+# every write is left out too.
+_BACKEND_ENDPOINT_FIELDS: Any = {
+    "spec": {"endpoints"},
+    "metadata": {"generation", "resource_version", "managed_fields"},
+}
+
+
+def _without_endpoints(backend: Backend) -> dict[str, Any]:
+    return backend.model_dump(exclude=_BACKEND_ENDPOINT_FIELDS)

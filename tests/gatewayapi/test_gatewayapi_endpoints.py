@@ -95,6 +95,27 @@ def _slice(service: str, suffix: str, addresses: list[str], **kw: Any) -> Endpoi
     return es
 
 
+def _backend(name: str, *endpoints: str, app: str | None = None) -> Resource:
+    """An Envoy Gateway Backend; an endpoint with a dot-free first label is an IP."""
+    eps: list[dict[str, Any]] = []
+    for e in endpoints:
+        if e[0].isdigit():
+            eps.append({"ip": {"address": e, "port": 3000}})
+        else:
+            eps.append({"fqdn": {"hostname": e, "port": 3000}})
+    spec: dict[str, Any] = {"endpoints": eps}
+    if app:
+        spec["appProtocols"] = [app]
+    return _parse(
+        {
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "Backend",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec,
+        }
+    )
+
+
 def _route(name: str, gateway: str, backends: list[str], path: str = "/") -> HTTPRoute:
     route = _parse(
         {
@@ -106,7 +127,12 @@ def _route(name: str, gateway: str, backends: list[str], path: str = "/") -> HTT
                 "rules": [
                     {
                         "matches": [{"path": {"type": "PathPrefix", "value": path}}],
-                        "backendRefs": [{"name": b, "port": 80} for b in backends],
+                        "backendRefs": [
+                            {"name": b[3:], "group": "gateway.envoyproxy.io", "kind": "Backend"}
+                            if b.startswith("be:")
+                            else {"name": b, "port": 80}
+                            for b in backends
+                        ],
                     }
                 ],
             },
@@ -124,6 +150,8 @@ def _base() -> list[Resource]:
     objs.append(_route("r1", "gw1", ["s0", "s1"]))
     objs.append(_route("r2", "gw2", ["s1"], "/two"))
     objs.append(_route("r3", "gw1", ["cip"], "/cip"))
+    objs.append(_backend("ext", "10.8.0.1"))
+    objs.append(_route("r4", "gw2", ["be:ext"], "/ext"))
     return objs
 
 
@@ -178,6 +206,54 @@ def test_a_slice_of_a_service_no_route_uses_changes_no_gateway() -> None:
     assert t.endpoint_update_last == frozenset()
     assert second.gateways == first.gateways
     assert all(second.gateways[k] is first.gateways[k] for k in first.gateways)
+
+
+def _replace_backend(objs: list[Resource], new: Resource) -> None:
+    i = next(k for k, o in enumerate(objs) if o.KIND == "Backend" and o.name == new.name)
+    objs[i] = new
+
+
+def test_a_backend_endpoint_edit_takes_the_endpoint_path() -> None:
+    objs = _base()
+    t = gatewayapi.Translator()
+    first = t.translate(Resources.of(objs), now=NOW)
+    _replace_backend(objs, _backend("ext", "10.8.0.2", "10.8.0.3"))
+    res = Resources.of(objs)
+    second = t.translate(res, now=NOW)
+    assert t.endpoint_update_last == frozenset({"backend/default/ext"})
+    assert t.compiled_last == 0
+    assert second.statuses is first.statuses
+    assert second.gateways["default/gw1"] is first.gateways["default/gw1"]
+    assert _rows(second, "default/gw2")["backend/default/ext"] == (
+        ir.Endpoint("10.8.0.2", 3000),
+        ir.Endpoint("10.8.0.3", 3000),
+    )
+    assert second == gatewayapi.translate(res, now=NOW)
+    # A route edit after it patches from the adopted Backend, not the old one.
+    objs.append(_route("r5", "gw2", ["be:ext"], "/five"))
+    res = Resources.of(objs)
+    assert t.translate(res, now=NOW) == gatewayapi.translate(res, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        pytest.param(("ext", "backend.example.net"), id="address-type-flip"),
+        pytest.param(("ext", "10.8.0.1", "h2c"), id="app-protocol"),
+    ],
+)
+def test_a_backend_edit_beyond_its_endpoints_translates_in_full(edited: tuple[str, ...]) -> None:
+    objs = _base()
+    t = gatewayapi.Translator()
+    t.translate(Resources.of(objs), now=NOW)
+    name, endpoint, *app = edited
+    _replace_backend(
+        objs, _backend(name, endpoint, app="gateway.envoyproxy.io/h2c" if app else None)
+    )
+    res = Resources.of(objs)
+    got = t.translate(res, now=NOW)
+    assert t.endpoint_update_last is None
+    assert got == gatewayapi.translate(res, now=NOW)
 
 
 def test_an_address_type_flip_translates_in_full() -> None:
@@ -280,6 +356,12 @@ def _step(rng: random.Random, objs: list[Resource]) -> str:
             if isinstance(o, HTTPRoute) and o.name == "r1":
                 objs[i] = _route("r1", "gw1", rng.sample(SERVICES, 2), rng.choice(["/", "/x"]))
         return "mixed"
+    if op == 8 and rng.random() < 0.5:  # a Backend's endpoints (sometimes a DNS name)
+        addrs = [f"10.8.{rng.randrange(3)}.{k}" for k in range(rng.randrange(1, 3))]
+        if rng.random() < 0.2:
+            addrs = ["backend.example.net"]
+        _replace_backend(objs, _backend("ext", *addrs))
+        return "backend"
     if op == 8:  # a new route naming another Service
         objs.append(_route(f"n{rng.randrange(100)}", rng.choice(["gw1", "gw2"]), [service]))
         seen: set[tuple[str, str, str]] = set()
@@ -310,6 +392,6 @@ def test_edit_series_with_endpoint_edits_equal_full_translation(seed: int) -> No
         assert got == gatewayapi.translate(res, now=NOW), kind
         if t.endpoint_update_last is not None:
             took_endpoint_path += 1
-            assert kind == "slice"
+            assert kind in ("slice", "backend")
             assert t.compiled_last == 0
     assert took_endpoint_path > 0
