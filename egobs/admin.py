@@ -19,20 +19,64 @@ without locks.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from egobs import ir
+from egobs.infra.binding import HostBinding
+from egobs.infra.host import ProxyStatus as InfraStatus
+from egobs.resources import ResourceError
 from egobs.telemetry.metrics import REGISTRY
 from egobs.xds.dump import config_dump
+from egobs.xds.rejections import Rejection
+from egobs.xds.resources import ResourceSet
+from egobs.xds.server import ProxyStatus, TypeStatus
+from egobs.xds.snapshot import Snapshot
 
-if TYPE_CHECKING:
-    from egobs.controlplane import ControlPlane
-    from egobs.xds.server import TypeStatus
+__all__ = ["AdminServer", "AdminView", "start", "status_document", "syncz_document"]
 
-__all__ = ["AdminServer", "start", "status_document", "syncz_document"]
+
+class AdminView(Protocol):
+    """What the admin server reads of the running control plane: a read-only view.
+
+    Every member reflects the control plane's state at the moment it is read; handlers run
+    on the control plane's event loop, so nothing changes while one is answering.
+    """
+
+    @property
+    def ready(self) -> bool:
+        """Whether the first snapshot is built and its proxies applied."""
+        ...
+
+    def statuses(self) -> Mapping[tuple[str, str, str], dict[str, Any]]:
+        """Gateway API statuses by (kind, namespace, name), proxies' rejections merged in."""
+        ...
+
+    @property
+    def proxies(self) -> Mapping[str, ir.Proxy]: ...
+
+    @property
+    def gateways(self) -> Mapping[str, ir.Gateway]: ...
+
+    @property
+    def resource_sets(self) -> Mapping[str, ResourceSet]: ...
+
+    @property
+    def binding(self) -> HostBinding: ...
+
+    def provider_errors(self) -> Mapping[str, Sequence[ResourceError]]: ...
+
+    def rejections(self) -> Sequence[Rejection]: ...
+
+    def connected_proxies(self) -> Sequence[ProxyStatus]: ...
+
+    def snapshot(self, node_cluster: str) -> Snapshot | None: ...
+
+    def infra_status(self) -> Mapping[str, InfraStatus]: ...
 
 
 def _url_host(address: str) -> str:
@@ -42,14 +86,14 @@ def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def status_document(cp: ControlPlane) -> dict[str, Any]:
+def status_document(view: AdminView) -> dict[str, Any]:
     """Everything ``egobs status`` shows, as plain JSON-able data."""
     objects = []
-    for (kind, ns, name), status in sorted(cp.computed_statuses().items()):
+    for (kind, ns, name), status in sorted(view.statuses().items()):
         objects.append({"kind": kind, "namespace": ns, "name": name, "status": status})
     proxies = []
-    for name, proxy in sorted(cp.proxies.items()):
-        bound = cp.gateways.get(name)
+    for name, proxy in sorted(view.proxies.items()):
+        bound = view.gateways.get(name)
         listeners = []
         for lis in proxy.listeners:
             listeners.append(
@@ -57,7 +101,7 @@ def status_document(cp: ControlPlane) -> dict[str, Any]:
                     "name": lis.name,
                     "protocol": lis.protocol.value,
                     "port": lis.port,
-                    "address": f"{cp.binding.listener_address}:{cp.binding.port_map.map(lis.port)}",
+                    "address": f"{view.binding.listener_address}:{view.binding.port_map.map(lis.port)}",
                 }
             )
         entry: dict[str, Any] = {
@@ -68,13 +112,13 @@ def status_document(cp: ControlPlane) -> dict[str, Any]:
         if proxy.stats.prometheus is not None:
             stats = proxy.stats.prometheus
             entry["stats"] = f"http://{_url_host(stats.address)}:{stats.port}/stats/prometheus"
-        state = _infra_state(cp, name)
+        state = _infra_state(view, name)
         if state is not None:
             entry["infra"] = state
         proxies.append(entry)
     errors = [
         {"file": f, "errors": [str(e) for e in errs]}
-        for f, errs in sorted(cp.provider.status.errors.items())
+        for f, errs in sorted(view.provider_errors().items())
         if errs
     ]
     rejections = [
@@ -86,7 +130,7 @@ def status_document(cp: ControlPlane) -> dict[str, Any]:
             "message": r.message,
             "at": _rfc3339(r.at),
         }
-        for r in sorted(cp.rejections.all(), key=lambda r: (r.gateway, r.node_id, r.type_url))
+        for r in sorted(view.rejections(), key=lambda r: (r.gateway, r.node_id, r.type_url))
     ]
     return {
         "resources": objects,
@@ -114,15 +158,15 @@ def type_state(t: TypeStatus) -> str:
     return "STALE"
 
 
-def syncz_document(cp: ControlPlane) -> dict[str, Any]:
+def syncz_document(view: AdminView) -> dict[str, Any]:
     """Per connected proxy: per type, sent vs acked version and last NACK."""
     out = []
-    registry = cp.xds.registry if cp.xds is not None else ()
+    registry = view.connected_proxies()
     # The admin address of each Envoy egobs runs (host infra), by the node id it connects as.
-    infra = cp.infra.status() if cp.infra is not None else {}
+    infra = view.infra_status()
     envoy_admin = {s.node_id: s.admin_address for s in infra.values() if s.node_id}
     for proxy in sorted(registry, key=lambda p: (p.cluster, p.node_id, p.stream_id)):
-        snap = cp.cache.get(proxy.cluster)
+        snap = view.snapshot(proxy.cluster)
         types: dict[str, Any] = {}
         for type_url, t in sorted(proxy.types.items()):
             entry: dict[str, Any] = {
@@ -169,10 +213,8 @@ def _short(type_url: str) -> str:
     }.get(short, short)
 
 
-def _infra_state(cp: ControlPlane, name: str) -> dict[str, Any] | None:
-    if cp.infra is None:
-        return None
-    state = cp.infra.status().get(name)
+def _infra_state(view: AdminView, name: str) -> dict[str, Any] | None:
+    state = view.infra_status().get(name)
     if state is None:
         return None
     return {k: _jsonable(v) for k, v in dataclasses.asdict(state).items()}
@@ -194,24 +236,24 @@ class AdminServer:
         await self.runner.cleanup()
 
 
-async def start(cp: ControlPlane, *, address: str = "127.0.0.1", port: int = 0) -> AdminServer:
+async def start(view: AdminView, *, address: str = "127.0.0.1", port: int = 0) -> AdminServer:
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        if cp.ready.is_set():
+        if view.ready:
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready: no snapshot built yet\n")
 
     async def debug_status(_: web.Request) -> web.Response:
-        return web.json_response(status_document(cp))
+        return web.json_response(status_document(view))
 
     async def debug_syncz(_: web.Request) -> web.Response:
-        return web.json_response(syncz_document(cp))
+        return web.json_response(syncz_document(view))
 
     async def debug_config_dump(request: web.Request) -> web.Response:
         wanted = request.query.get("gateway")
-        sets = cp.resource_sets
+        sets = view.resource_sets
         if wanted is not None and wanted not in sets:
             return web.json_response({"error": f"no snapshot for gateway {wanted!r}"}, status=404)
         names = [wanted] if wanted is not None else sorted(sets)

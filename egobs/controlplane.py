@@ -9,31 +9,40 @@ adapters, stages without (the bus, the translators) are timed and traced around 
 from __future__ import annotations
 
 import asyncio
-import copy
 import gc
 import logging
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 from egobs import gatewayapi, ir
+from egobs.admin import AdminServer
 from egobs.config import Config, host_binding, telemetry_defaults
-from egobs.infra.binding import BindingError
-from egobs.infra.host import ExternalInfra, HostInfra, Infra, find_envoy
-from egobs.provider import FileProvider, ProviderEvent
-from egobs.resources import Resources
+from egobs.gatewayapi import merge_rejections
+from egobs.infra.binding import BindingError, HostBinding
+from egobs.infra.host import ExternalInfra, HostInfra, Infra, envoy_version
+from egobs.infra.host import ProxyStatus as InfraStatus
+from egobs.provider import (
+    Provider,
+    ProviderEvent,
+    Publish,
+    Report,
+    ResourceSnapshot,
+    provider_from_config,
+)
+from egobs.resources import ResourceError, Resources
 from egobs.store import Change, Store
 from egobs.telemetry.core import Telemetry
 from egobs.telemetry.tracing import setup_tracing
+from egobs.xds.rejections import Rejection, RejectionTracker
 from egobs.xds.resources import ResourceSet
-from egobs.xds.server import FanOutObserver, ProxyStatus, XdsObserver
-from egobs.xds.snapshot import SnapshotCache
+from egobs.xds.server import FanOutObserver, ProxyStatus, XdsObserver, XdsServer
+from egobs.xds.snapshot import Snapshot, SnapshotCache
 from egobs.xds.translate import Translator
 
-__all__ = ["XDS_REJECTED", "ChangeContext", "ControlPlane", "Rejection"]
+__all__ = ["ChangeContext", "ControlPlane", "ProviderFactory"]
 
 log = logging.getLogger("egobs.controlplane")
 
@@ -41,21 +50,11 @@ RESOURCES_KEY = "resources"
 # Quiet time after which the translator loop runs the full GC pass it otherwise defers.
 _IDLE_GC_S = 30.0
 
-XDS_REJECTED = "egobs.dev/XdsRejected"
-"""Condition type set on a route's parent status when a proxy rejected config naming it."""
 
-# Route names in xDS start with "<kind>/<namespace>/<name>/" (see egobs.gatewayapi).
-_ROUTE_NAME = re.compile(
-    r"\b(httproute|grpcroute|tcproute|tlsroute|udproute)/([^/\s\"']+)/([^/\s\"']+)/"
-)
-_ROUTE_KINDS = {
-    "httproute": "HTTPRoute",
-    "grpcroute": "GRPCRoute",
-    "tcproute": "TCPRoute",
-    "tlsroute": "TLSRoute",
-    "udproute": "UDPRoute",
-}
-_STATUS_MESSAGE_LIMIT = 512
+class ProviderFactory(Protocol):
+    """Makes a provider wired to the control plane's two callbacks."""
+
+    def __call__(self, *, publish: Publish, report: Report) -> Provider: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,58 +71,6 @@ class ChangeContext:
     trace_contexts: tuple[object, ...] = ()
     translation: int = 0
     span_context: object | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A proxy's NACK that no later ACK of the same type has superseded."""
-
-    gateway: str
-    node_id: str
-    type_url: str
-    version: str
-    message: str
-    at: float
-
-
-class _Rejections:
-    """XdsObserver keeping the NACKs in force per gateway, for statuses."""
-
-    def __init__(self) -> None:
-        self.by_gateway: dict[str, dict[tuple[str, str], Rejection]] = {}
-
-    def on_connect(self, proxy: ProxyStatus, /) -> None:
-        pass
-
-    def on_disconnect(self, proxy: ProxyStatus, /) -> None:
-        # A proxy that is gone holds no config; if its successor rejects it too, it says so.
-        entries = self.by_gateway.get(proxy.cluster, {})
-        for key in [k for k in entries if k[0] == proxy.node_id]:
-            del entries[key]
-
-    def on_push(self, *_: object) -> None:
-        pass
-
-    def on_ack(self, proxy: ProxyStatus, type_url: str, version: str, context: object, /) -> None:
-        entries = self.by_gateway.get(proxy.cluster)
-        if entries and entries.pop((proxy.node_id, type_url), None) is not None:
-            log.info("%s (%s) accepted %s again", proxy.node_id, proxy.cluster, type_url)
-
-    def on_nack(
-        self,
-        proxy: ProxyStatus,
-        type_url: str,
-        version: str,
-        message: str,
-        context: object,
-        /,
-    ) -> None:
-        self.by_gateway.setdefault(proxy.cluster, {})[(proxy.node_id, type_url)] = Rejection(
-            proxy.cluster, proxy.node_id, type_url, version, message, time.time()
-        )
-
-    def all(self) -> list[Rejection]:
-        return [r for entries in self.by_gateway.values() for r in entries.values()]
 
 
 def telemetry_from_config(config: Config) -> Telemetry:
@@ -144,6 +91,9 @@ class ControlPlane:
 
     ``telemetry`` defaults to what ``config.telemetry`` describes; ``xds_observers`` are
     called on every xDS event after the control plane's own (benchmarks count pushes so).
+    ``provider`` makes the provider from the two callbacks it must call; by default the one
+    ``config.provider`` names. The control plane uses nothing of it but the
+    :class:`~egobs.provider.Provider` protocol.
     """
 
     def __init__(
@@ -152,6 +102,7 @@ class ControlPlane:
         *,
         telemetry: Telemetry | None = None,
         xds_observers: Sequence[XdsObserver] = (),
+        provider: ProviderFactory | None = None,
     ) -> None:
         self.config = config
         self.telemetry = telemetry if telemetry is not None else telemetry_from_config(config)
@@ -159,17 +110,15 @@ class ControlPlane:
         self.binding = host_binding(config)
         self.resources: Store[Resources] = Store("resources")
         self.cache = SnapshotCache()
-        self.provider = FileProvider(
-            config.provider.file.paths,
-            publish=self._on_resources,
-            on_event=self._on_provider_event,
-            debounce_ms=config.provider.file.debounce_ms,
+        make_provider = provider or partial(provider_from_config, config.provider)
+        self.provider: Provider = make_provider(
+            publish=self._on_resources, report=self._on_provider_event
         )
         self.statuses: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.gateways: dict[str, ir.Gateway] = {}
         self.proxies: dict[str, ir.Proxy] = {}
         self.resource_sets: dict[str, ResourceSet] = {}
-        self.rejections = _Rejections()
+        self.rejections = RejectionTracker()
         self.translations = 0
         self.last_translation_s = 0.0
         self.ready = asyncio.Event()
@@ -178,19 +127,25 @@ class ControlPlane:
         )
         self._translators: dict[str, Translator] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.xds: Any = None
+        # Set when self.proxies changed and infra has not applied them yet (see _infra_loop).
+        self._infra_wanted = asyncio.Event()
+        self.xds: XdsServer | None = None
         self.infra: Infra | None = None
-        self.admin: Any = None
+        self.admin: AdminServer | None = None
 
     # ------------------------------------------------------------------ stages
 
-    def _on_resources(self, res: Resources, event_time: float) -> None:
-        root = self.telemetry.change_started(event_time, res)
-        self.resources.publish(RESOURCES_KEY, res, event_time=event_time, context=root)
+    def _on_resources(self, snapshot: ResourceSnapshot) -> None:
+        root = self.telemetry.change_started(
+            snapshot.event_time, snapshot.resources, parent=snapshot.trace_context
+        )
+        self.resources.publish(
+            RESOURCES_KEY, snapshot.resources, event_time=snapshot.event_time, context=root
+        )
         self.telemetry.record_publish(self.resources.name, self.resources.depth)
 
     def _on_provider_event(self, event: ProviderEvent) -> None:
-        self.telemetry.provider_event(event)
+        self.telemetry.provider_event(event, kind=self.provider.kind)
         if event.errors:
             log.warning("provider: %d load error(s), last good objects kept", len(event.errors))
 
@@ -298,11 +253,26 @@ class ControlPlane:
             change.value or Resources(), event_time=change.event_time, contexts=change.contexts
         )
         self.last_translation_s = time.perf_counter() - started
-        assert self.infra is not None, "start() sets up infra before translating"
-        t0 = time.perf_counter()
-        await self.infra.apply(self.proxies)
-        self.telemetry.record_infra_apply(time.perf_counter() - t0)
-        self.ready.set()
+        self._infra_wanted.set()
+
+    async def _infra_loop(self) -> None:
+        """Apply the latest proxies whenever they changed, apart from translation.
+
+        An apply may wait out an Envoy's SIGTERM grace period; the next change's snapshot is
+        built and pushed to the other proxies meanwhile. Changes that arrive during an apply
+        are applied together afterwards (only the latest proxies matter).
+        """
+        assert self.infra is not None, "start() sets up infra before this runs"
+        while True:
+            await self._infra_wanted.wait()
+            self._infra_wanted.clear()
+            t0 = time.perf_counter()
+            try:
+                await self.infra.apply(self.proxies)
+            except Exception:  # an infra bug must not stop the control plane
+                log.exception("infra apply failed; will retry on the next change")
+            self.telemetry.record_infra_apply(time.perf_counter() - t0)
+            self.ready.set()
 
     async def _translate_loop(self) -> None:
         sub = self.resources.subscribe("translator")
@@ -336,48 +306,10 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ status
 
-    def computed_statuses(self) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """The translator's statuses with the proxies' rejections merged in.
-
-        A Gateway some proxy of which rejected its config gets ``Programmed: False``
-        (reason ``Invalid``, the Envoy error as message) — what ``kubectl wait`` and
-        dashboards watch. A route the rejected config names also gets an
-        ``egobs.dev/XdsRejected: True`` condition on that Gateway's parent entry. Both go
-        away once a later version of the rejected type is ACKed.
-        """
-        rejections = self.rejections.all()
-        if not rejections:
-            return self.statuses
-        out = dict(self.statuses)
-        for rej in sorted(rejections, key=lambda r: r.at):
-            ns, _, gw_name = rej.gateway.partition("/")
-            short = rej.type_url.rsplit(".", 1)[-1]
-            message = _shorten(
-                f"proxy {rej.node_id} rejected {short} version {rej.version}: {rej.message}"
-            )
-            when = datetime.fromtimestamp(rej.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            key = ("Gateway", ns, gw_name)
-            if key in out:
-                status = out[key] = copy.deepcopy(out[key])
-                _set_condition(
-                    status.setdefault("conditions", []),
-                    {"type": "Programmed", "status": "False", "reason": "Invalid",
-                     "message": message, "lastTransitionTime": when},
-                )  # fmt: skip
-            for kind_l, rns, rname in set(_ROUTE_NAME.findall(rej.message)):
-                rkey = (_ROUTE_KINDS[kind_l], rns, rname)
-                if rkey not in out:
-                    continue
-                status = out[rkey] = copy.deepcopy(out[rkey])
-                for parent in status.get("parents", []):
-                    ref = parent.get("parentRef", {})
-                    if ref.get("name") == gw_name and ref.get("namespace", rns) == ns:
-                        _set_condition(
-                            parent.setdefault("conditions", []),
-                            {"type": XDS_REJECTED, "status": "True", "reason": "Rejected",
-                             "message": message, "lastTransitionTime": when},
-                        )  # fmt: skip
-        return out
+    def computed_statuses(self) -> Mapping[tuple[str, str, str], dict[str, Any]]:
+        """The translator's statuses with the proxies' rejections in force merged in
+        (see :func:`egobs.gatewayapi.merge_rejections`)."""
+        return merge_rejections(self.statuses, self.rejections.all())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -409,25 +341,23 @@ class ControlPlane:
         else:
             self.infra = ExternalInfra(observer=self.telemetry.infra_observer)
         self.admin = await admin.start(
-            self, address=self.config.admin.address, port=self.config.admin.port
+            _AdminView(self), address=self.config.admin.address, port=self.config.admin.port
         )
-        errors = self.provider.load_initial()
-        for err in errors:
-            log.warning("%s", err)
         self._tasks = [
             asyncio.create_task(self._translate_loop(), name="translate"),
-            asyncio.create_task(self.provider.run(), name="provider"),
+            asyncio.create_task(self._infra_loop(), name="infra"),
             asyncio.create_task(self._record_build_info(), name="build-info"),
         ]
+        await self.provider.start()  # it logs its own load errors
 
     async def _record_build_info(self) -> None:
         version = "external"
         if self.config.infra.type == "Host":
-            version = await _envoy_version()
+            version = await envoy_version()
         self.telemetry.record_build_info(envoy_version=version)
 
     async def stop(self) -> None:
-        self.provider.stop()
+        await self.provider.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -441,40 +371,48 @@ class ControlPlane:
         await asyncio.to_thread(self.telemetry.shutdown)
 
 
-def _set_condition(conditions: list[dict[str, Any]], cond: dict[str, Any]) -> None:
-    for i, old in enumerate(conditions):
-        if old.get("type") == cond["type"]:
-            if "observedGeneration" in old:
-                cond = {**cond, "observedGeneration": old["observedGeneration"]}
-            conditions[i] = cond
-            return
-    conditions.append(cond)
+class _AdminView:
+    """The control plane as the admin server sees it (:class:`egobs.admin.AdminView`)."""
 
+    def __init__(self, cp: ControlPlane) -> None:
+        self._cp = cp
 
-def _shorten(message: str) -> str:
-    message = " ".join(message.split())
-    if len(message) <= _STATUS_MESSAGE_LIMIT:
-        return message
-    return message[: _STATUS_MESSAGE_LIMIT - 1] + "…"
+    @property
+    def ready(self) -> bool:
+        return self._cp.ready.is_set()
 
+    def statuses(self) -> Mapping[tuple[str, str, str], dict[str, Any]]:
+        return self._cp.computed_statuses()
 
-async def _envoy_version() -> str:
-    try:
-        proc = await asyncio.create_subprocess_exec(  # a few ms; only for egobs_build_info
-            find_envoy(),
-            "--version",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-    except OSError:
-        return "unknown"
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=10)
-    except BaseException as exc:  # timeout or cancelled: never leave the process behind
-        proc.kill()
-        await proc.wait()
-        if isinstance(exc, TimeoutError):
-            return "unknown"
-        raise
-    found = re.search(rb"/(\d+\.\d+\.\d+)/", out)
-    return found.group(1).decode() if found else "unknown"
+    @property
+    def proxies(self) -> Mapping[str, ir.Proxy]:
+        return self._cp.proxies
+
+    @property
+    def gateways(self) -> Mapping[str, ir.Gateway]:
+        return self._cp.gateways
+
+    @property
+    def resource_sets(self) -> Mapping[str, ResourceSet]:
+        return self._cp.resource_sets
+
+    @property
+    def binding(self) -> HostBinding:
+        return self._cp.binding
+
+    def provider_errors(self) -> Mapping[str, Sequence[ResourceError]]:
+        return self._cp.provider.errors()
+
+    def rejections(self) -> Sequence[Rejection]:
+        return self._cp.rejections.all()
+
+    def connected_proxies(self) -> Sequence[ProxyStatus]:
+        xds = self._cp.xds
+        return list(xds.registry) if xds is not None else []
+
+    def snapshot(self, node_cluster: str) -> Snapshot | None:
+        return self._cp.cache.get(node_cluster)
+
+    def infra_status(self) -> Mapping[str, InfraStatus]:
+        infra = self._cp.infra
+        return infra.status() if infra is not None else {}

@@ -266,6 +266,7 @@ async def run_demo(
         print(f"\nTraffic through Envoy at {base} (Host: www.example.com):")
         for r in results:
             print(f"  {r.status:3d}  {r.backend:14s}  {r.description:38s} {r.detail}")
+        assert cp.admin is not None, "started"
         admin = f"http://{cp.admin.address}:{cp.admin.port}"
         sink_metrics = f"http://127.0.0.1:{sink.metrics_port}/metrics"
         logged = await _wait_for_access_logs(sink_metrics, expected=len(results) + 49)

@@ -60,6 +60,7 @@ __all__ = [
     "NoopObserver",
     "ProxyState",
     "ProxyStatus",
+    "envoy_version",
     "find_envoy",
 ]
 
@@ -660,3 +661,27 @@ def _kill_leftovers() -> None:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(proc.pid, signal.SIGKILL)
+
+
+async def envoy_version() -> str:
+    """The version of the Envoy :func:`find_envoy` finds (``1.40.0``), or ``unknown``; a
+    few ms, bounded by 10 s, for ``egobs_build_info``."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            find_envoy(),
+            "--version",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    except OSError:
+        return "unknown"
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=10)
+    except BaseException as exc:  # timeout or cancelled: never leave the process behind
+        proc.kill()
+        await proc.wait()
+        if isinstance(exc, TimeoutError):
+            return "unknown"
+        raise
+    found = re.search(rb"/(\d+\.\d+\.\d+)/", out)
+    return found.group(1).decode() if found else "unknown"

@@ -21,32 +21,21 @@ import bisect
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import watchfiles
 
+from egobs.provider.base import ProviderEvent, Publish, Report, ResourceSnapshot
 from egobs.resources import LoadError, Resource, ResourceError, Resources, Source, load_text
 from egobs.resources.loader import YAML_SUFFIXES, yaml_files
 
-__all__ = ["FileProvider", "ProviderEvent", "ProviderStatus"]
+__all__ = ["FileProvider", "ProviderStatus"]
 
 log = logging.getLogger("egobs.provider")
 
 RESOURCES_KEY = "resources"
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderEvent:
-    """What one reload did, for metrics and logs."""
-
-    event_time: float
-    created: tuple[str, ...] = ()
-    modified: tuple[str, ...] = ()
-    deleted: tuple[str, ...] = ()
-    errors: tuple[ResourceError, ...] = ()
-    changed: bool = False  # whether the published resource set changed
 
 
 @dataclass
@@ -59,18 +48,23 @@ class ProviderStatus:
 
 
 class FileProvider:
-    """Loads ``paths`` and republishes the merged resource set whenever a file changes.
+    """Loads ``paths`` and republishes the merged resource set whenever a file changes: a
+    :class:`~egobs.provider.base.Provider` whose sources are files.
 
-    ``publish`` receives the new :class:`Resources` and the wall-clock time of the earliest
-    file event behind it; ``on_event`` (optional) receives a :class:`ProviderEvent` per reload.
+    ``publish`` receives a :class:`ResourceSnapshot` (the merged set and the wall-clock time
+    of the earliest file event behind it); ``on_event`` (optional) receives a
+    :class:`ProviderEvent` per reload. Objects of files that were not reloaded are the very
+    same objects in every set published (the translators rely on it for speed).
     """
+
+    kind = "file"
 
     def __init__(
         self,
         paths: Iterable[str | os.PathLike[str]],
         *,
-        publish: Callable[[Resources, float], None],
-        on_event: Callable[[ProviderEvent], None] | None = None,
+        publish: Publish,
+        on_event: Report | None = None,
         debounce_ms: int = 5,
         settle_s: float = 0.3,
     ) -> None:
@@ -82,6 +76,7 @@ class FileProvider:
         self.status = ProviderStatus()
         self._published_once = False
         self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         # The merge, kept up to date file by file so that a reload costs what the changed
         # file holds, not what all files hold (10,000 routes: ~20 ms per reload otherwise,
         # mostly in computing every object's key). Per accepted file: its objects grouped
@@ -267,7 +262,7 @@ class FileProvider:
         if changed:
             merged, dup_errors = self._merged()
             self._published_once = True
-            self._publish(merged, event_time)
+            self._publish(ResourceSnapshot(merged, event_time))
         all_errors = (*errors, *dup_errors)
         for err in all_errors:
             log.warning("resource load error: %s", err)
@@ -380,8 +375,20 @@ class FileProvider:
             now, dirty=dirty, created=created, modified=modified, deleted=deleted, errors=errors
         )
 
-    def stop(self) -> None:
+    async def start(self) -> None:
+        """Provider protocol: load every file, publish, then watch in the background."""
+        self.load_initial()
+        self._task = asyncio.create_task(self.run(), name="provider.file")
+
+    async def stop(self) -> None:
         self._stop.set()
+        if self._task is not None:
+            task, self._task = self._task, None
+            await asyncio.gather(task, return_exceptions=True)
+
+    def errors(self) -> dict[str, list[ResourceError]]:
+        """Provider protocol: current load errors by file."""
+        return {f: errs for f, errs in self.status.errors.items() if errs}
 
 
 def _is_blank(path: Path) -> bool:

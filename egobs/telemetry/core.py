@@ -72,9 +72,13 @@ class Telemetry:
 
     # ------------------------------------------------------------------ provider
 
-    def change_started(self, event_time: float, resources: Resources) -> SpanContext | None:
+    def change_started(
+        self, event_time: float, resources: Resources, *, parent: SpanContext | None = None
+    ) -> SpanContext | None:
         """Open the root span of a change (the provider event); returns its context, which
-        travels with the change through the bus. Ended by :meth:`provider_event`."""
+        travels with the change through the bus. Ended by :meth:`provider_event`. With a
+        valid ``parent`` (a trace the provider's source carried), the span continues that
+        trace; otherwise it starts a new one."""
         if self.metrics:
             # Resources holds one list per kind: their lengths are the counts, without
             # visiting every object of a large config on each change.
@@ -87,7 +91,11 @@ class Telemetry:
             self._root.end()
         self._root = self.tracer.start_span(
             "provider.event",
-            context=trace.set_span_in_context(trace.INVALID_SPAN),  # always a new trace
+            context=trace.set_span_in_context(
+                trace.NonRecordingSpan(parent)
+                if parent is not None and parent.is_valid
+                else trace.INVALID_SPAN  # a new trace
+            ),
             start_time=int(event_time * 1e9),
             attributes={"egobs.resources": len(resources)},
         )

@@ -7,7 +7,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from egobs.provider import FileProvider, ProviderEvent
+from egobs.provider import FileProvider, ProviderEvent, ResourceSnapshot
 from egobs.resources import Resources
 
 ROUTE = """\
@@ -27,8 +27,8 @@ class Recorder:
         self.published: list[tuple[Resources, float]] = []
         self.events: list[ProviderEvent] = []
 
-    def publish(self, res: Resources, t: float) -> None:
-        self.published.append((res, t))
+    def publish(self, snapshot: ResourceSnapshot) -> None:
+        self.published.append((snapshot.resources, snapshot.event_time))
 
     def on_event(self, ev: ProviderEvent) -> None:
         self.events.append(ev)
@@ -57,14 +57,12 @@ def _run(paths: list[Path], body: Callable[[FileProvider, Recorder], Awaitable[N
 
     async def scenario() -> None:
         prov = FileProvider(paths, publish=rec.publish, on_event=rec.on_event, settle_s=0.2)
-        prov.load_initial()
-        task = asyncio.create_task(prov.run())
+        await prov.start()  # the Provider protocol: load, publish, then watch
         await asyncio.sleep(0.2)  # let the watcher start
         try:
             await body(prov, rec)
         finally:
-            prov.stop()
-            await asyncio.wait_for(task, 5)
+            await asyncio.wait_for(prov.stop(), 5)
 
     asyncio.run(scenario())
     return rec

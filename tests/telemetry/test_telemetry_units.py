@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from egobs._status_table import render_syncz
 from egobs.config import Config
-from egobs.controlplane import XDS_REJECTED, ChangeContext, ControlPlane
+from egobs.controlplane import ChangeContext, ControlPlane
+from egobs.gatewayapi import XDS_REJECTED
 from egobs.resources import Resources
 from egobs.telemetry import metrics as m
 from egobs.telemetry.core import Telemetry
