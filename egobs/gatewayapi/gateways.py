@@ -15,6 +15,7 @@ from typing import Any
 
 from egobs import ir
 from egobs.gatewayapi.backends import EG_GROUP, GATEWAY_GROUP
+from egobs.gatewayapi.entries import RouteEntry, SortKey
 from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.status import (
     ACCEPTED,
@@ -164,7 +165,7 @@ class ListenerState:
     programmed: bool = False
     # Filled while routes are processed.
     attached: set[tuple[str, str, str]] = field(default_factory=set)
-    http_entries: list[tuple[tuple[Any, ...], ir.HTTPRoute]] = field(default_factory=list)
+    http_entries: list[RouteEntry] = field(default_factory=list)
     http_sorted: bool = False  # http_entries already in final order
     tcp_routes: list[ir.TCPRoute] = field(default_factory=list)
     udp_route: ir.UDPRoute | None = None
@@ -582,9 +583,9 @@ def listener_ir(ls: ListenerState) -> ir.HTTPListener | ir.TCPListener | ir.UDPL
     return ir.UDPListener(name=ls.ir_name, address=BIND_ADDRESS, port=ls.port, route=ls.udp_route)
 
 
-def _entry_key(entry: tuple[tuple[Any, ...], ir.HTTPRoute]) -> tuple[Any, ...]:
-    return entry[0]
+def _entry_key(entry: RouteEntry) -> SortKey:
+    return entry.key
 
 
 # A C-level getter: this runs once per route of every listener on every translation.
-_entry_route: Callable[[tuple[tuple[Any, ...], ir.HTTPRoute]], ir.HTTPRoute] = itemgetter(1)
+_entry_route: Callable[[RouteEntry], ir.HTTPRoute] = itemgetter(1)

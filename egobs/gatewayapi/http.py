@@ -27,6 +27,7 @@ from typing import Any
 
 from egobs import ir
 from egobs.gatewayapi.backends import GRPC_ROUTE, HTTP_ROUTE, Backends
+from egobs.gatewayapi.entries import RouteEntry, SortKey
 from egobs.gatewayapi.status import R_UNSUPPORTED_VALUE, Issue
 from egobs.resources import GRPCRoute, HTTPRoute, duration_seconds
 from egobs.resources.gatewayapi import (
@@ -59,7 +60,7 @@ _NOT_RE2 = re.compile(r"\(\?[=!]|\(\?<[=!]|\\[1-9]|\(\?P=")
 class HTTPEntry:
     """One (rule, match): the precedence key and the IR fields, hostname excepted."""
 
-    key: tuple[Any, ...]
+    key: SortKey  # without the hostname, which stamp() puts first
     fields: dict[str, Any]
 
 
@@ -319,7 +320,7 @@ def compile_http(route: HTTPRoute, backends: Backends) -> CompiledHTTPRoute:
                 "method": m.method,
                 **action,
             }
-            key = (*_precedence(path, m.method, headers, qtuple), *tiebreak, i, j)
+            key: SortKey = (*_precedence(path, m.method, headers, qtuple), *tiebreak, i, j)
             entries.append(HTTPEntry(key, fields))
     return CompiledHTTPRoute(tuple(entries), tuple(issues), tuple(dropped), len(route.spec.rules))
 
@@ -394,13 +395,13 @@ def compile_grpc(route: GRPCRoute, backends: Backends) -> CompiledHTTPRoute:
                 "grpc": True,
                 **action,
             }
-            key = (*_precedence(path, None, headers, ()), *tiebreak, i, j)
+            key: SortKey = (*_precedence(path, None, headers, ()), *tiebreak, i, j)
             entries.append(HTTPEntry(key, fields))
     return CompiledHTTPRoute(tuple(entries), tuple(issues), tuple(dropped), len(route.spec.rules))
 
 
-def stamp(
-    entries: tuple[HTTPEntry, ...], hostname: str
-) -> list[tuple[tuple[Any, ...], ir.HTTPRoute]]:
+def stamp(entries: tuple[HTTPEntry, ...], hostname: str) -> list[RouteEntry]:
     """The IR routes of compiled entries on one hostname (virtual host), with sort keys."""
-    return [((hostname, *e.key), ir.HTTPRoute(hostname=hostname, **e.fields)) for e in entries]
+    return [
+        RouteEntry((hostname, *e.key), ir.HTTPRoute(hostname=hostname, **e.fields)) for e in entries
+    ]

@@ -13,6 +13,7 @@ from typing import Any
 from egobs import ir
 from egobs.gatewayapi.backends import GRPC_ROUTE, HTTP_ROUTE, Backends, backend_keys
 from egobs.gatewayapi.endpoints import EndpointTable, backend_endpoints
+from egobs.gatewayapi.entries import RouteEntry, SortKey
 from egobs.gatewayapi.gateways import (
     ClassState,
     GatewayState,
@@ -34,7 +35,7 @@ from egobs.gatewayapi.telemetry import (
     TelemetryCompiler,
     TelemetryDefaults,
 )
-from egobs.resources import Backend, GRPCRoute, HTTPRoute, Resources, TLSRoute
+from egobs.resources import Backend, GRPCRoute, HTTPRoute, Resource, Resources, TLSRoute
 
 DEFAULT_CONTROLLER_NAME = "gateway.egobs.dev/gatewayclass-controller"
 
@@ -120,29 +121,96 @@ class _RouteMemo:
         self.compiled: CompiledHTTPRoute | None = None
         # hostname -> stamped entries: the same ir.HTTPRoute objects while the route and its
         # backends stay, so the xDS translator finds them by identity.
-        self.stamped: dict[str, list[tuple[tuple[Any, ...], ir.HTTPRoute]]] = {}
+        self.stamped: dict[str, list[RouteEntry]] = {}
         self.env: object = None
         self.outcome: _Outcome | None = None
 
 
-# Per listener ordinal, the entries the route added; and the route's status. An outcome of
-# None attachments means the route names none of our Gateways (no status either).
-_Attachments = tuple[tuple[int, tuple[tuple[tuple[Any, ...], ir.HTTPRoute], ...]], ...]
-_Outcome = tuple[_Attachments | None, dict[str, Any] | None]
+@dataclass(frozen=True, slots=True)
+class _Attachment:
+    """One listener a route attached to (by ordinal) and the entries it added there (none
+    when the listener is not programmed)."""
+
+    listener: int
+    entries: tuple[RouteEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """Where a route attached and its status. ``attachments`` None: the route names none of
+    our Gateways (and has no status)."""
+
+    attachments: tuple[_Attachment, ...] | None
+    status: dict[str, Any] | None
+
+    @property
+    def attached(self) -> bool:
+        return self.attachments is not None
+
+
+_NOT_OURS = _Outcome(None, None)
+
+
+class _Memo:
+    """What a Translator keeps between runs, and each run reads and adds to.
+
+    * ``routes`` / ``by_id``: per HTTPRoute/GRPCRoute key (and id of its object), what was
+      learned of it (:class:`_RouteMemo`). Valid while the backend inputs are the very same
+      objects; the Translator empties them otherwise.
+    * ``env``: a token the Translator replaces whenever the environment inputs (every kind
+      but routes and EndpointSlices) change. A route's outcome is reused only under the token
+      it was made under.
+    * ``index``: the :class:`Index` of the environment inputs (None: built by the next run).
+      It costs ~4 ms at 1,000 Services; its lazy caches are pure functions of those inputs.
+    * ``sorted``: per HTTP listener ordinal, the last sorted entries, for patching the order
+      instead of sorting (valid under ``env``).
+    * ``endpoints``: the endpoint table of every cluster resolved under these memos.
+    * ``telemetry_last_good``: per EnvoyProxy, the last telemetry it compiled to; what its
+      proxies keep serving while an edit makes it untranslatable. It outlives :meth:`reset`.
+
+    A run only adds to these (and sets ``index``); emptying them is the Translator's.
+    """
+
+    __slots__ = ("by_id", "endpoints", "env", "index", "routes", "sorted", "telemetry_last_good")
+
+    def __init__(self) -> None:
+        self.telemetry_last_good: LastGood = {}
+        self.routes: dict[StatusKey, _RouteMemo] = {}
+        # Finding an unchanged route's memo by id skips computing its key, which through
+        # pydantic properties costs ~1 µs a route, ~10 ms per run at 10k. Each memo holds its
+        # route alive, so the id is its own.
+        self.by_id: dict[int, _RouteMemo] = {}
+        self.env: object = object()
+        self.index: Index | None = None
+        self.sorted: dict[int, list[RouteEntry]] = {}
+        self.endpoints = EndpointTable(())
+
+    def reset(self) -> None:
+        """Forget everything but the telemetry last good."""
+        self.routes = {}
+        self.by_id = {}
+        self.env = object()
+        self.index = None
+        self.sorted = {}
+        self.endpoints = EndpointTable(())
 
 
 class Translator:
     """:func:`translate` that remembers per-route work between runs.
 
-    The file provider keeps the very same objects for files it did not reload, so object
-    identity tells what changed. A route is recompiled only when its object changed or when
+    Providers hand back the very same objects for what did not change (the contract in
+    :mod:`egobs.provider.base`), so object identity tells what changed; equal copies are
+    taken as changes, which costs recompiling, never a wrong result (tested). What is kept
+    between runs is one :class:`_Memo`, documented there. A route is recompiled only when its object changed or when
     anything backend resolution reads changed. While the Gateway side of the input (every
     kind but routes) is the same objects too, an unchanged route's attachment, IR routes and
     status are taken as they were: its IR routes are the identical objects (which makes the
     xDS translator's cache hits cheap) and listener route order is patched, not re-sorted.
     When nothing but a few HTTPRoutes changed, not even the unchanged routes are looked at:
     the last run itself is patched (:meth:`_patch`), and the result names the statuses it
-    touched (``Result.changed``).
+    touched (``Result.changed``). When nothing but endpoints changed (EndpointSlices, or a
+    Backend's ``spec.endpoints``), only endpoint rows are recomputed
+    (:meth:`_endpoints_only`).
 
     Output equals :func:`translate`'s for the same input and ``now``. With a later ``now``,
     statuses of routes whose inputs did not change keep their conditions, including
@@ -157,26 +225,10 @@ class Translator:
     ) -> None:
         self.controller_name = controller_name
         self.telemetry = telemetry
-        # The last telemetry each EnvoyProxy compiled to: what its proxies keep serving
-        # while an edit makes it untranslatable (see gatewayapi.telemetry.Compiled).
-        self._telemetry_last_good: LastGood = {}
-        self._inputs: tuple[list[Any], ...] = ()
-        self._env_inputs: tuple[list[Any], ...] = ()
-        self._env: object = object()
-        # The Index of the environment inputs, reused while they are the same objects: it is
-        # built from them alone (Services, slices, grants...) and costs ~4 ms at 1,000
-        # Services; its lazy caches are pure functions of those inputs too.
-        self._index: Index | None = None
-        self._routes: dict[StatusKey, _RouteMemo] = {}
-        # The same memos by id of their route object (each memo holds its route alive, so
-        # the id is its own): finding an unchanged route's memo this way skips computing its
-        # key, which through pydantic properties cost ~1 µs a route, ~10 ms per run at 10k.
-        self._by_id: dict[int, _RouteMemo] = {}
-        # Per HTTP listener ordinal: the last sorted entries, for patching instead of sorting.
-        self._sorted: dict[int, list[tuple[tuple[Any, ...], ir.HTTPRoute]]] = {}
-        # The endpoints of every cluster resolved while the memos above are valid: a new
-        # table whenever they are dropped, else fed each run's EndpointSlices.
-        self._endpoints = EndpointTable(())
+        self._memo = _Memo()
+        # The inputs the memos were made from, compared by identity on each run.
+        self._inputs: tuple[list[Resource], ...] = ()
+        self._env_inputs: tuple[list[Resource], ...] = ()
         self.compiled_last = 0  # routes compiled by the last run, for tests and metrics
         self.reused_last = 0  # routes whose outcome was reused by the last run
         # What the last run changed in endpoint rows, when it took the endpoint path (the
@@ -194,10 +246,10 @@ class Translator:
         rows: frozenset[str] | None = None
         if self._last is not None and not _same_objects(inputs, self._inputs):
             rows = self._adopt_backend_endpoints(inputs)
-        if _same_objects(inputs, self._inputs) and not self._endpoints.same_slices(
+        if _same_objects(inputs, self._inputs) and not self._memo.endpoints.same_slices(
             resources.endpoint_slices
         ):
-            slice_rows = self._endpoints.update_slices(resources.endpoint_slices)
+            slice_rows = self._memo.endpoints.update_slices(resources.endpoint_slices)
             if slice_rows is None:  # an address type flips, or a pinned Service: start afresh
                 self._forget()
                 rows = None
@@ -208,20 +260,20 @@ class Translator:
             if fast is not None:
                 return fast
         if not _same_objects(inputs, self._inputs):
-            self._routes = {}
-            self._by_id = {}
+            self._memo.routes = {}
+            self._memo.by_id = {}
             self._inputs = inputs
-            self._endpoints = EndpointTable(resources.endpoint_slices)
+            self._memo.endpoints = EndpointTable(resources.endpoint_slices)
             same = False
         env_inputs = tuple(list(getattr(resources, attr)) for attr in _ENV_INPUTS)
         if not _same_objects(env_inputs, self._env_inputs):
             proxies = {(p.namespace, p.name) for p in resources.envoy_proxies}
-            for key in set(self._telemetry_last_good) - proxies:
-                del self._telemetry_last_good[key]
-            self._env = object()
+            for key in set(self._memo.telemetry_last_good) - proxies:
+                del self._memo.telemetry_last_good[key]
+            self._memo.env = object()
             self._env_inputs = env_inputs
-            self._sorted = {}
-            self._index = None
+            self._memo.sorted = {}
+            self._memo.index = None
             same = False
         if same and self._last is not None:
             patched = self._patch(resources, now, self._last)
@@ -229,14 +281,14 @@ class Translator:
                 return patched
         self._last = None
         run = _Translation(
-            resources, self.controller_name, self.telemetry, now, self, self._endpoints
+            resources, self.controller_name, self.telemetry, now, self._memo, self._memo.endpoints
         )
         result = run.run()
         live = run.touched_routes
-        if len(live) != len(self._routes):
-            self._routes = {k: v for k, v in self._routes.items() if k in live}
-            self._by_id = {id(m.route): m for m in self._routes.values()}
-        self._sorted = run.sorted_entries
+        if len(live) != len(self._memo.routes):
+            self._memo.routes = {k: v for k, v in self._memo.routes.items() if k in live}
+            self._memo.by_id = {id(m.route): m for m in self._memo.routes.values()}
+        self._memo.sorted = run.sorted_entries
         self.compiled_last = run.compiled
         self.reused_last = run.reused
         if not run.duplicates:
@@ -246,12 +298,12 @@ class Translator:
                 list(resources.http_routes),
                 l4,
                 backend_keys(route for routes in l4 for route in routes),
-                sum(1 for m in self._routes.values() if _attached(m)),
+                sum(1 for m in self._memo.routes.values() if _attached(m)),
                 result,
             )
         return result
 
-    def _adopt_backend_endpoints(self, inputs: tuple[list[Any], ...]) -> frozenset[str] | None:
+    def _adopt_backend_endpoints(self, inputs: tuple[list[Resource], ...]) -> frozenset[str] | None:
         """When the backend inputs differ from the last ones only in Backends whose
         ``spec.endpoints`` changed (and not their address type), take the new Backends as
         the current inputs without dropping any memo, and return the endpoint rows that
@@ -273,10 +325,11 @@ class Translator:
         for a, b in zip(old, new, strict=True):
             if a is b:
                 continue
+            assert isinstance(a, Backend) and isinstance(b, Backend)
             if a.key != b.key or _without_endpoints(a) != _without_endpoints(b):
                 return None
             changes[(b.namespace, b.name)] = backend_endpoints(b)
-        rows = self._endpoints.update_backends(changes)
+        rows = self._memo.endpoints.update_backends(changes)
         if rows is None:
             return None
         self._inputs = inputs
@@ -284,9 +337,10 @@ class Translator:
             env = list(self._env_inputs)
             env[_ENV_INPUTS.index("backends")] = new
             self._env_inputs = tuple(env)
-        if self._index is not None:
+        if self._memo.index is not None:
             for b in new:
-                self._index.backends[(b.namespace, b.name)] = b
+                assert isinstance(b, Backend)
+                self._memo.index.backends[(b.namespace, b.name)] = b
         return rows
 
     def _endpoints_only(self, resources: Resources, rows: frozenset[str]) -> Result | None:
@@ -307,7 +361,7 @@ class Translator:
             return None
         previous = last.result
         gateways = dict(previous.gateways)
-        current = self._endpoints.current()
+        current = self._memo.endpoints.current()
         for name, gw in previous.gateways.items():
             clusters = last.run.gateway_clusters.get(name, ())
             if rows.isdisjoint(clusters):
@@ -343,7 +397,7 @@ class Translator:
             return None
         if not _same_objects(_l4_lists(resources), last.l4):
             return None
-        by_id, live = self._by_id, last.run.touched_routes
+        by_id, live = self._memo.by_id, last.run.touched_routes
         if any(id(r) not in by_id for r in removed):
             return None  # not translated last time (e.g. it named no Gateway of ours)
         removed_keys = [by_id[id(r)].key for r in removed]
@@ -376,7 +430,7 @@ class Translator:
         run.index.resources = resources
         # Fresh per-run lookup caches, as a full run has: kept, they would collect every
         # backend and namespace any patched route ever named.
-        run.backends = Backends(run.index, resources, self._endpoints)
+        run.backends = Backends(run.index, resources, self._memo.endpoints)
         for ls in run.listeners:
             ls._ns_allowed.clear()
         run.conds = Conditions(now)
@@ -386,15 +440,15 @@ class Translator:
         listeners, touched = run.listeners, run.touched_routes
         attached_live = last.attached_live
         for route, key in zip(removed, removed_keys, strict=True):
-            m = self._by_id.pop(id(route))
-            if self._routes.get(key) is m:
-                del self._routes[key]
+            m = self._memo.by_id.pop(id(route))
+            if self._memo.routes.get(key) is m:
+                del self._memo.routes[key]
             touched.discard(key)
             statuses.pop(key, None)
             if _attached(m):
                 attached_live -= 1
-                assert m.outcome is not None and m.outcome[0] is not None
-                for ordinal, entries in m.outcome[0]:
+                assert m.outcome is not None and m.outcome.attachments is not None
+                for ordinal, entries in ((a.listener, a.entries) for a in m.outcome.attachments):
                     ls = listeners[ordinal]
                     ls.attached.discard(key)
                     for entry in entries:
@@ -404,14 +458,14 @@ class Translator:
         for route in added:
             key = route.key
             touched.add(key)
-            m = self._routes[key] = _RouteMemo(route, key)
-            self._by_id[id(route)] = m
+            m = self._memo.routes[key] = _RouteMemo(route, key)
+            self._memo.by_id[id(route)] = m
             m.outcome = run._http_route(HTTP_ROUTE, route, m)
-            m.env = self._env
+            m.env = self._memo.env
             if _attached(m):
                 fresh_attached += 1
-                assert m.outcome[0] is not None
-                for ordinal, entries in m.outcome[0]:
+                assert m.outcome.attachments is not None
+                for ordinal, entries in ((a.listener, a.entries) for a in m.outcome.attachments):
                     if entries:
                         # _http_route appended them; they belong in sort order.
                         ls = listeners[ordinal]
@@ -437,13 +491,9 @@ class Translator:
 
     def _forget(self) -> None:
         self._last = None
-        self._routes = {}
-        self._by_id = {}
+        self._memo.reset()
         self._inputs = ()
         self._env_inputs = ()
-        self._sorted = {}
-        self._index = None
-        self._endpoints = EndpointTable(())
 
 
 # More changed routes than this in one run: a full run (it patches the sort order too).
@@ -459,7 +509,7 @@ class _LastRun:
         self,
         run: _Translation,
         http_routes: list[HTTPRoute],
-        l4: tuple[list[Any], ...],
+        l4: tuple[list[Resource], ...],
         l4_keys: set[tuple[str, ...]],
         attached_live: int,
         result: Result,
@@ -497,17 +547,17 @@ def _route_diff(
     return [r for r in old if id(r) not in new_ids], [r for r in new if id(r) not in old_ids]
 
 
-def _l4_lists(resources: Resources) -> tuple[list[Any], ...]:
+def _l4_lists(resources: Resources) -> tuple[list[Resource], ...]:
     return (list(resources.tcp_routes), list(resources.udp_routes), list(resources.tls_routes))
 
 
 def _attached(m: _RouteMemo) -> bool:
-    return m.outcome is not None and m.outcome[0] is not None
+    return m.outcome is not None and m.outcome.attached
 
 
 def _remove_sorted(
-    entries: list[tuple[tuple[Any, ...], ir.HTTPRoute]],
-    entry: tuple[tuple[Any, ...], ir.HTTPRoute],
+    entries: list[RouteEntry],
+    entry: RouteEntry,
 ) -> None:
     # Sort keys are unique per entry, so bisecting on the key finds it.
     i = bisect.bisect_left(entries, entry[0], key=_entry_key)
@@ -520,7 +570,7 @@ def _remove_sorted(
             return
 
 
-def _same_objects(a: tuple[list[Any], ...], b: tuple[list[Any], ...]) -> bool:
+def _same_objects(a: tuple[list[Resource], ...], b: tuple[list[Resource], ...]) -> bool:
     if len(a) != len(b):
         return False
     for xs, ys in zip(a, b, strict=True):
@@ -530,9 +580,9 @@ def _same_objects(a: tuple[list[Any], ...], b: tuple[list[Any], ...]) -> bool:
 
 
 def _patch_sorted(
-    previous: list[tuple[tuple[Any, ...], ir.HTTPRoute]],
-    entries: list[tuple[tuple[Any, ...], ir.HTTPRoute]],
-) -> list[tuple[tuple[Any, ...], ir.HTTPRoute]] | None:
+    previous: list[RouteEntry],
+    entries: list[RouteEntry],
+) -> list[RouteEntry] | None:
     """``entries`` sorted, made from ``previous`` (sorted) when few entries differ.
 
     Entries are compared by identity: unchanged routes hand back the very same tuples. Sort
@@ -550,8 +600,8 @@ def _patch_sorted(
     return kept
 
 
-def _entry_key(entry: tuple[tuple[Any, ...], ir.HTTPRoute]) -> tuple[Any, ...]:
-    return entry[0]
+def _entry_key(entry: RouteEntry) -> SortKey:
+    return entry.key
 
 
 class _Translation:
@@ -561,7 +611,7 @@ class _Translation:
         controller_name: str,
         telemetry: TelemetryDefaults,
         now: str,
-        memo: Translator | None,
+        memo: _Memo | None,
         endpoints: EndpointTable,
     ) -> None:
         self.memo = memo
@@ -571,11 +621,11 @@ class _Translation:
         self.resources = resources
         self.controller = controller_name
         self.conds = Conditions(now)
-        index = memo._index if memo is not None else None
+        index = memo.index if memo is not None else None
         if index is None:
             index = Index(resources)
             if memo is not None:
-                memo._index = index
+                memo.index = index
         else:
             index.resources = resources  # the same objects but the routes; keep it current
         self.index = index
@@ -587,14 +637,14 @@ class _Translation:
         self.gateway_clusters: dict[str, tuple[str, ...]] = {}
         self.cluster_counts: dict[str, Counter[str]] | None = None
         self.listener_gateway: list[str] = []  # per listener ordinal, its Gateway's name
-        last_good = memo._telemetry_last_good if memo is not None else {}
+        last_good = memo.telemetry_last_good if memo is not None else {}
         self.telemetry = TelemetryCompiler(self.backends, telemetry, last_good)
         self.statuses: dict[StatusKey, dict[str, Any]] = {}
         self.classes: dict[str, ClassState] = {}
         self.gateways: dict[tuple[str, str], GatewayState] = {}
         self.listeners: list[ListenerState] = []  # every listener, in a stable order
         self.ordinals: dict[int, int] = {}  # id(ListenerState) -> index in listeners
-        self.sorted_entries: dict[int, list[tuple[tuple[Any, ...], ir.HTTPRoute]]] = {}
+        self.sorted_entries: dict[int, list[RouteEntry]] = {}
         self.duplicates = False
 
     def run(self) -> Result:
@@ -635,7 +685,7 @@ class _Translation:
             for route in routes:
                 self._http_route(kind, route, None)
             return
-        env, memos, by_id, touched = memo._env, memo._routes, memo._by_id, self.touched_routes
+        env, memos, by_id, touched = memo.env, memo.routes, memo.by_id, self.touched_routes
         listeners, statuses = self.listeners, self.statuses
         for route in routes:
             m = by_id.get(id(route))
@@ -659,10 +709,10 @@ class _Translation:
                 by_id[id(route)] = m
             elif m.env is env and m.outcome is not None:
                 # Same route, same Gateways: attach exactly as last time.
-                attachments, status = m.outcome
+                attachments, status = m.outcome.attachments, m.outcome.status
                 if attachments is None:
                     continue
-                for ordinal, entries in attachments:
+                for ordinal, entries in ((a.listener, a.entries) for a in attachments):
                     ls = listeners[ordinal]
                     ls.attached.add(key)
                     if entries:
@@ -681,7 +731,7 @@ class _Translation:
             route, kind, tuple(route.spec.hostnames), self.gateways, self.index
         )
         if not parents:
-            return None, None
+            return _NOT_OURS
         key = route.key
         compiled = m.compiled if m is not None else None
         if compiled is None:
@@ -700,7 +750,7 @@ class _Translation:
                 R_UNSUPPORTED_VALUE,
                 "every rule is invalid: " + describe_dropped(compiled.dropped),
             )
-        attachments: list[tuple[int, tuple[tuple[tuple[Any, ...], ir.HTTPRoute], ...]]] = []
+        attachments: list[_Attachment] = []
         entries = []
         for parent in parents:
             issue = invalid or parent.issue
@@ -709,12 +759,12 @@ class _Translation:
                     if key in ls.attached:
                         continue
                     ls.attached.add(key)
-                    added: list[tuple[tuple[Any, ...], ir.HTTPRoute]] = []
+                    added: list[RouteEntry] = []
                     if ls.programmed:
                         for host in hosts:
                             added.extend(self._stamped(compiled, host, m))
                         ls.http_entries.extend(added)
-                    attachments.append((self.ordinals[id(ls)], tuple(added)))
+                    attachments.append(_Attachment(self.ordinals[id(ls)], tuple(added)))
             entries.append(
                 parent_status(
                     parent,
@@ -728,12 +778,10 @@ class _Translation:
             )
         status = {"parents": entries}
         self.statuses[key] = status
-        return tuple(attachments), status
+        return _Outcome(tuple(attachments), status)
 
     @staticmethod
-    def _stamped(
-        compiled: CompiledHTTPRoute, host: str, m: _RouteMemo | None
-    ) -> list[tuple[tuple[Any, ...], ir.HTTPRoute]]:
+    def _stamped(compiled: CompiledHTTPRoute, host: str, m: _RouteMemo | None) -> list[RouteEntry]:
         if m is None:
             return stamp(compiled.entries, host)
         hit = m.stamped.get(host)
@@ -744,7 +792,7 @@ class _Translation:
     def _presort(self) -> None:
         """Order each programmed HTTP listener's entries, patching last run's order."""
         assert self.memo is not None
-        previous = self.memo._sorted
+        previous = self.memo.sorted
         for ordinal, ls in enumerate(self.listeners):
             if not ls.programmed or ls.protocol not in ("HTTP", "HTTPS"):
                 continue
@@ -871,7 +919,7 @@ def _count_clusters(
 def _recount(
     run: _Translation,
     ordinal: int,
-    entries: Sequence[tuple[tuple[Any, ...], ir.HTTPRoute]],
+    entries: Sequence[RouteEntry],
     delta: int,
 ) -> None:
     """Count the clusters of IR routes the patch path took out of (-1) or put in (+1) a

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 from egobs import gatewayapi
@@ -133,3 +135,56 @@ def test_later_now_keeps_conditions_of_unchanged_routes() -> None:
         else:
             for cond in status["conditions"]:
                 assert cond["lastTransitionTime"] == "2026-01-01T00:05:00Z"
+
+
+def test_copies_instead_of_the_same_objects_are_slower_never_wrong() -> None:
+    """The Translator leans on the provider contract (egobs.provider.base): objects that did
+    not change are the very same objects. A provider that hands back equal copies instead
+    gets every route compiled again, and still exactly translate()'s output."""
+    t = gatewayapi.Translator()
+    for case in sorted(TESTDATA.glob("*.in.yaml")):
+        res = load_paths([case])
+        t.translate(res, now=NOW)
+        copies = Resources.of([o.model_copy(deep=True) for o in res])
+        assert t.translate(copies, now=NOW) == gatewayapi.translate(res, now=NOW), case.name
+        assert t.endpoint_update_last is None
+        attached = sum(1 for _ in res.http_routes) + sum(1 for _ in res.grpc_routes)
+        assert t.compiled_last <= attached
+
+
+def test_the_file_provider_keeps_objects_of_files_it_did_not_reload(tmp_path: Path) -> None:
+    """The other half of that contract, on the provider that exists."""
+    from egobs.provider import FileProvider, ResourceSnapshot
+
+    (tmp_path / "a.yaml").write_text((TESTDATA / "http_basic.in.yaml").read_text())
+    (tmp_path / "b.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: default}\n"
+        "spec: {ports: [{port: 80}]}\n"
+    )
+    published: list[ResourceSnapshot] = []
+
+    async def scenario() -> None:
+        prov = FileProvider([tmp_path], publish=published.append)
+        await prov.start()
+        try:
+            await asyncio.sleep(0.2)  # the watcher is up
+            (tmp_path / "b.yaml").write_text(
+                "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: default}\n"
+                "spec: {ports: [{port: 81}]}\n"
+            )
+            deadline = time.monotonic() + 10
+            while len(published) < 2:
+                assert time.monotonic() < deadline, "the edit was not published"
+                await asyncio.sleep(0.01)
+        finally:
+            await prov.stop()
+
+    asyncio.run(scenario())
+    before = {o.key: o for o in published[0].resources}
+    after = {o.key: o for o in published[-1].resources}
+    assert after.keys() == before.keys()
+    for key, obj in after.items():
+        if key == ("Service", "default", "extra"):
+            assert obj is not before[key]
+        else:
+            assert obj is before[key], key
