@@ -15,10 +15,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from egobs import gatewayapi, ir
-from egobs.admin import AdminServer
 from egobs.config import Config, host_binding, telemetry_defaults
 from egobs.gatewayapi import merge_rejections
 from egobs.infra.binding import BindingError, HostBinding
@@ -41,6 +40,9 @@ from egobs.xds.resources import ResourceSet
 from egobs.xds.server import FanOutObserver, ProxyStatus, XdsObserver, XdsServer
 from egobs.xds.snapshot import Snapshot, SnapshotCache
 from egobs.xds.translate import Translator
+
+if TYPE_CHECKING:  # aiohttp costs ~10 MiB: imported by start(), not by importing this module
+    from egobs.admin import AdminServer
 
 __all__ = ["ChangeContext", "ControlPlane", "ProviderFactory"]
 
