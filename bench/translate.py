@@ -6,8 +6,11 @@ Prints the time of each stage and the process's peak RSS; the last line is JSON 
     python bench/translate.py --routes 10000
 
 ``--instrumented both`` also times the control plane's own build path (``ControlPlane.build``:
-translation and snapshot) with tracing and metrics off and on, alternating, best of
-``--repeat`` each, and adds ``overhead_ratio`` ((on - off) / off) to the JSON line.
+translation and snapshot) with tracing and metrics off and on, in alternating order on the
+same warm process (GC state frozen alike before each): full builds (median of
+``--repeat``, at least 6, each; ``overhead_ratio`` = (on - off) / off) and the per-change path, one HTTPRoute edit and
+one EndpointSlice edit (median of ``--changes`` each; ``route_change_overhead_ratio``,
+``endpoint_change_overhead_ratio``).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import argparse
 import gc
 import json
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from _input import HOSTNAMES, SERVICES, base_docs, route_doc  # bench/ is on sys.path
+from _input import HOSTNAMES, SERVICES, base_docs, route_doc, slice_doc  # bench/ on sys.path
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -52,36 +57,87 @@ class _Discard(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def build_once(resources: Resources, *, instrumented: bool) -> float:
-    """One cold ``ControlPlane.build`` as a provider event triggers it; seconds taken."""
-    if instrumented:
-        telemetry = Telemetry(
-            metrics=True,
-            tracing=setup_tracing(enabled=True, sampling_ratio=1.0, exporter=_Discard()),
-        )
-    else:
-        telemetry = Telemetry(metrics=False, tracing=None)
-    cp = ControlPlane(Config(), telemetry=telemetry)
-    gc.collect()
-    t0 = time.perf_counter()
-    now = time.time()
-    root = telemetry.change_started(now, resources)
-    telemetry.provider_event(ProviderEvent(event_time=now, modified=("<bench>",), changed=True))
-    cp.build(resources, event_time=now, contexts=() if root is None else (root,))
-    took = time.perf_counter() - t0
-    telemetry.shutdown()
-    return took
+class _Instrumented:
+    """Two control planes over the same input, one with telemetry off and one with it on
+    (metrics, and tracing at 100 % sampling into a discarding exporter), each warmed up by a
+    first build so that neither pays first-run costs the other does not."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.telemetry = {
+            False: Telemetry(metrics=False, tracing=None),
+            True: Telemetry(
+                metrics=True,
+                tracing=setup_tracing(enabled=True, sampling_ratio=1.0, exporter=_Discard()),
+            ),
+        }
+        self.planes = {on: ControlPlane(Config(), telemetry=t) for on, t in self.telemetry.items()}
+        for on in (False, True):
+            self.build(on, resources)
+
+    def build(self, on: bool, resources: Resources, *, fresh: bool = False) -> float:
+        """One ``ControlPlane.build`` as a provider event triggers it; seconds taken.
+        ``fresh``: on a new control plane (same telemetry), so a full translation."""
+        telemetry = self.telemetry[on]
+        cp = ControlPlane(Config(), telemetry=telemetry) if fresh else self.planes[on]
+        # Garbage of earlier builds (frozen by them) is collected first: kept, it made every
+        # later build slower, whichever setting it had, by up to a third.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()  # what is alive is frozen, as ControlPlane.build leaves it (see main())
+        t0 = time.perf_counter()
+        now = time.time()
+        root = telemetry.change_started(now, resources)
+        telemetry.provider_event(ProviderEvent(event_time=now, modified=("<bench>",), changed=True))
+        cp.build(resources, event_time=now, contexts=() if root is None else (root,))
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        for telemetry in self.telemetry.values():
+            telemetry.shutdown()
 
 
-def overhead(resources: Resources, repeat: int) -> tuple[float, float]:
-    """Best-of-``repeat`` seconds with instrumentation off and on, runs interleaved so that
-    drift of the machine affects both alike."""
-    off: list[float] = []
-    on: list[float] = []
-    for _ in range(max(1, repeat)):
-        off.append(build_once(resources, instrumented=False))
-        on.append(build_once(resources, instrumented=True))
-    return min(off), min(on)
+def _alternating(n: int) -> list[bool]:
+    """off, on, on, off, off, on...: each setting goes first as often as the other."""
+    out: list[bool] = []
+    for k in range(n):
+        out.extend([False, True] if k % 2 == 0 else [True, False])
+    return out
+
+
+def overhead(
+    resources: Resources, objects: list[Any], repeat: int, changes: int
+) -> dict[str, float]:
+    """Telemetry off vs on for the same work on the same warm state, in alternating order:
+    full translations (median of ``repeat`` each: this machine's ±15 % drift makes a best-of
+    a draw of luck), then ``changes`` one-route edits and ``changes`` one-EndpointSlice edits
+    (median each)."""
+    bench = _Instrumented(resources)
+    try:
+        full: dict[bool, list[float]] = {False: [], True: []}
+        for on in _alternating(repeat):
+            full[on].append(bench.build(on, resources, fresh=True))
+        out = {
+            "build_off_s": statistics.median(full[False]),
+            "build_on_s": statistics.median(full[True]),
+        }
+        route_i = next(i for i, o in enumerate(objects) if o.KIND == "HTTPRoute")
+        slice_i = next(i for i, o in enumerate(objects) if o.KIND == "EndpointSlice")
+        for name, index, make in (
+            ("route", route_i, lambda k: route_doc(0, version=k)),
+            ("endpoint", slice_i, lambda k: slice_doc(0, version=k)),
+        ):
+            took: dict[bool, list[float]] = {False: [], True: []}
+            for k in range(1, changes + 1):
+                edited = list(objects)
+                (edited[index],) = load_text(make(k))
+                res = Resources.of(edited)
+                for on in (False, True) if k % 2 else (True, False):
+                    took[on].append(bench.build(on, res))
+            out[f"{name}_change_off_ms"] = statistics.median(took[False]) * 1000
+            out[f"{name}_change_on_ms"] = statistics.median(took[True]) * 1000
+        return out
+    finally:
+        bench.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=("off", "both"),
         default="off",
         help="both: also time the build with tracing and metrics off vs on",
+    )
+    parser.add_argument(
+        "--changes", type=int, default=20, help="one-route and one-slice edits timed per setting"
     )
     args = parser.parse_args(argv)
 
@@ -109,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     best: tuple[float, float, float] | None = None
     counts: dict[str, int] = {}
     for _ in range(max(1, args.repeat)):
+        gc.unfreeze()
         gc.collect()
         # What is alive now (the loaded input) is frozen, as ControlPlane.build freezes what
         # it keeps after each change: otherwise whether a ~0.5 s full GC pass over the
@@ -155,14 +215,22 @@ def main(argv: list[str] | None = None) -> int:
         "xds_s": round(xds_s, 4),
     }
     if args.instrumented == "both":
-        off_s, on_s = overhead(resources, args.repeat)
+        figures = overhead(resources, list(resources), max(6, args.repeat), args.changes)
+        off_s, on_s = figures["build_off_s"], figures["build_on_s"]
         ratio = (on_s - off_s) / off_s
-        print(f"build, telemetry off: {off_s:.3f} s; on: {on_s:.3f} s; overhead {ratio:+.1%}")
-        out |= {
-            "build_off_s": round(off_s, 4),
-            "build_on_s": round(on_s, 4),
-            "overhead_ratio": round(ratio, 4),
-        }
+        print(f"full build, telemetry off: {off_s:.3f} s; on: {on_s:.3f} s; overhead {ratio:+.1%}")
+        out |= {"build_off_s": round(off_s, 4), "build_on_s": round(on_s, 4)}
+        out["overhead_ratio"] = round(ratio, 4)
+        for name in ("route", "endpoint"):
+            off_ms, on_ms = figures[f"{name}_change_off_ms"], figures[f"{name}_change_on_ms"]
+            change_ratio = (on_ms - off_ms) / off_ms
+            print(
+                f"one {name} change, telemetry off: {off_ms:.2f} ms; on: {on_ms:.2f} ms; "
+                f"overhead {change_ratio:+.1%} (median of {args.changes})"
+            )
+            out[f"{name}_change_off_ms"] = round(off_ms, 3)
+            out[f"{name}_change_on_ms"] = round(on_ms, 3)
+            out[f"{name}_change_overhead_ratio"] = round(change_ratio, 4)
     print(json.dumps(out))
     return 0
 

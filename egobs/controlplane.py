@@ -243,9 +243,7 @@ class ControlPlane:
                 for type_url, entries in snap.resources.items():
                     short = type_url.rsplit(".", 1)[-1]
                     attrs[f"xds.{short}.count"] = len(entries)
-                    attrs[f"xds.{short}.bytes"] = sum(
-                        len(p.resource.value) for p in entries.values()
-                    )
+                    attrs[f"xds.{short}.bytes"] = snap.type_bytes.get(type_url, 0)
                 span.set_attributes(attrs)
         tel.record_snapshot(name)
 

@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -43,10 +43,12 @@ __all__ = [
 
 
 class Packed(NamedTuple):
-    """One resource as served: its content version and the packed message (read-only)."""
+    """One resource as served: its content version, the packed message (read-only) and the
+    size of its serialized form."""
 
     version: str
     resource: any_pb2.Any
+    size: int = 0
 
 
 def combined_version(entries: Iterable[tuple[str, str]]) -> str:
@@ -67,7 +69,9 @@ class Snapshot:
 
     ``resources[type_url][name]`` is the packed resource; every type of
     :data:`egobs.xds.resources.TYPE_URLS` is present, possibly empty. ``type_versions`` holds
-    :func:`combined_version` of each type's resources and ``version`` combines those.
+    :func:`combined_version` of each type's resources and ``version`` combines those;
+    ``type_bytes`` the serialized size of each type's resources (for telemetry, which would
+    otherwise sum thousands of sizes on every change).
     ``context`` is whatever the caller passed to :meth:`SnapshotCache.set_snapshot` (the
     provider event time and trace context of the change); the server hands it to its
     observer with every push and ACK of this snapshot. ``created_at`` is wall-clock time.
@@ -79,6 +83,7 @@ class Snapshot:
     type_versions: Mapping[str, str]
     context: object
     created_at: float
+    type_bytes: Mapping[str, int] = field(default_factory=dict)
 
     def versions(self, type_url: str) -> dict[str, str]:
         """Name → version of one type."""
@@ -150,6 +155,7 @@ class SnapshotCache:
         new_packed: dict[str, dict[int, tuple[Message, Packed]]] = {}
         resources: dict[str, Mapping[str, Packed]] = {}
         type_versions: dict[str, str] = {}
+        type_bytes: dict[str, int] = {}
         for type_url, msgs in rs.by_type().items():
             given = old_given.get(type_url)
             if previous is not None and given is not None and _same_messages(given, msgs):
@@ -159,10 +165,12 @@ class SnapshotCache:
                 new_packed[type_url] = old_packed[type_url]
                 resources[type_url] = previous.resources[type_url]
                 type_versions[type_url] = previous.type_versions[type_url]
+                type_bytes[type_url] = previous.type_bytes[type_url]
                 continue
             last = old_packed.get(type_url, {})
             packed: dict[int, tuple[Message, Packed]] = {}
             entries: dict[str, Packed] = {}
+            size = 0
             for name, msg in msgs.items():
                 key = id(msg)
                 hit = last.get(key) or packed.get(key)
@@ -170,10 +178,12 @@ class SnapshotCache:
                     hit = (msg, _pack(msg, type_url, name))
                 packed[key] = hit
                 entries[name] = hit[1]
+                size += hit[1].size
             new_given[type_url] = msgs
             new_packed[type_url] = packed
             resources[type_url] = MappingProxyType(entries)
             type_versions[type_url] = combined_version((n, p.version) for n, p in entries.items())
+            type_bytes[type_url] = size
         snap = Snapshot(
             node_cluster=node_cluster,
             version=combined_version(type_versions.items()),
@@ -181,6 +191,7 @@ class SnapshotCache:
             type_versions=MappingProxyType(type_versions),
             context=context,
             created_at=time.time(),
+            type_bytes=MappingProxyType(type_bytes),
         )
         self._snapshots[node_cluster] = snap
         self._given[node_cluster] = new_given
@@ -237,4 +248,5 @@ def _pack(msg: Message, type_url: str, name: str) -> Packed:
     resource.Pack(msg, deterministic=True)
     if resource.type_url != type_url:
         raise TypeError(f"resource {name!r}: {resource.type_url} given where {type_url} belongs")
-    return Packed(content_version(resource.value), resource)
+    value = resource.value
+    return Packed(content_version(value), resource, len(value))
