@@ -58,6 +58,10 @@ SKIPS = (
         "benchmark: runs the control plane and a real Envoy through 10,000-route edits",
     ),
     Skip(
+        r"\.venv/bin/python bench/endpoints\.py\b",
+        "benchmark: runs the control plane and a real Envoy through 10,000-route slice edits",
+    ),
+    Skip(
         r"\.venv/bin/python bench/sink\.py\b",
         "benchmark: loads the sink and Envoy with wrk at full rate for tens of seconds",
     ),

@@ -1,0 +1,47 @@
+"""The control-plane benchmarks still run, at a size that takes seconds (real Envoy).
+
+Their figures are not asserted here (speed targets live in bench/, not in timed tests);
+what is asserted is what each promises besides speed: the JSON line and its keys, and for
+bench/endpoints.py that an EndpointSlice edit pushes ClusterLoadAssignments only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.usefixtures("envoy_bin")
+def test_endpoints_bench_pushes_only_assignments() -> None:
+    out = _run("endpoints.py", "--routes", "300", "--changes", "4", "--services", "2")
+    assert out["routes"] == 300 and out["changes"] == 4
+    assert out["types_pushed"] == ["ClusterLoadAssignment"]
+    assert out["resources_pushed_per_change"] == 1
+    for key in ("build_p50_ms", "p50_ms", "p99_ms"):
+        assert isinstance(out[key], float) and out[key] > 0, key
+
+
+@pytest.mark.usefixtures("envoy_bin")
+def test_converge_bench_pushes_one_route_configuration() -> None:
+    out = _run("converge.py", "--routes", "300", "--changes", "3")
+    assert out["changes"] == 3
+    assert out["resources_pushed_per_change"] == 1
+    assert isinstance(out["p99_ms"], float) and out["p99_ms"] > 0
