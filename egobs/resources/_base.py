@@ -82,6 +82,11 @@ class Resource(Model):
     def source(self) -> Source | None:
         return self._source
 
+    def version_problems(self) -> list[tuple[str, str]]:
+        """(field path, message) for what this object's apiVersion forbids beyond the
+        fields all its served versions share (a kind models the union of its versions)."""
+        return []
+
     def ref(self) -> str:
         """``Kind/ns/name`` (``Kind/name`` for cluster-scoped kinds)."""
         if self.NAMESPACED:

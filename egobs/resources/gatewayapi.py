@@ -526,22 +526,45 @@ class TCPRouteSpec(CommonRouteSpec):
     rules: list[L4RouteRule] = Field(min_length=1, max_length=16)
 
 
+def _l4_rule_problems(api_version: str, rules: list[L4RouteRule]) -> list[tuple[str, str]]:
+    """The per-version rules of TCPRoute and UDPRoute (v1.6.1 CRDs): v1 allows one rule;
+    v1alpha2 up to 16, whose names (when given) are unique."""
+    if api_version.endswith("/v1"):
+        if len(rules) > 1:
+            return [("spec.rules", f"at most 1 rule in {api_version} (got {len(rules)})")]
+        return []
+    out = []
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.name is not None:
+            if rule.name in seen:
+                out.append((f"spec.rules[{i}].name", f"rule name {rule.name!r} must be unique"))
+            seen.add(rule.name)
+    return out
+
+
 class TCPRoute(Resource):
     KIND = "TCPRoute"
     GROUP = GROUP
-    VERSIONS = ("v1alpha2",)
+    VERSIONS = ("v1", "v1alpha2")
     spec: TCPRouteSpec
+
+    def version_problems(self) -> list[tuple[str, str]]:
+        return _l4_rule_problems(self.api_version, self.spec.rules)
 
 
 class UDPRoute(Resource):
     KIND = "UDPRoute"
     GROUP = GROUP
-    VERSIONS = ("v1alpha2",)
+    VERSIONS = ("v1", "v1alpha2")
     spec: TCPRouteSpec
+
+    def version_problems(self) -> list[tuple[str, str]]:
+        return _l4_rule_problems(self.api_version, self.spec.rules)
 
 
 class TLSRouteSpec(CommonRouteSpec):
-    hostnames: list[Hostname] = Field(default_factory=list, max_length=16)
+    hostnames: list[Hostname] = Field(default_factory=list, max_length=1024)
     rules: list[L4RouteRule] = Field(min_length=1, max_length=16)
 
 
@@ -550,6 +573,15 @@ class TLSRoute(Resource):
     GROUP = GROUP
     VERSIONS = ("v1alpha2", "v1alpha3", "v1")
     spec: TLSRouteSpec
+
+    def version_problems(self) -> list[tuple[str, str]]:
+        # v1 and v1alpha3 as v1 TCPRoute, and hostnames are required there.
+        version = self.api_version.rpartition("/")[2]
+        as_v1 = "gateway.networking.k8s.io/v1" if version == "v1alpha3" else self.api_version
+        out = _l4_rule_problems(as_v1, self.spec.rules)
+        if version in ("v1", "v1alpha3") and not self.spec.hostnames:
+            out.append(("spec.hostnames", f"at least 1 hostname is required in {self.api_version}"))
+        return out
 
 
 # --------------------------------------------------------------------------- ReferenceGrant

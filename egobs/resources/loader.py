@@ -233,6 +233,9 @@ def parse_object(data: Any, source: Source) -> Resource:
         obj = cls.model_validate(data)
     except pydantic.ValidationError as exc:
         raise LoadError(validation_errors(exc, source, ref)) from None
+    problems = obj.version_problems()
+    if problems:
+        raise LoadError([ResourceError(source, msg, ref, path) for path, msg in problems])
     if cls.NAMESPACED:
         if obj.metadata.namespace is None:
             obj.metadata.namespace = "default"

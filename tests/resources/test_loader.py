@@ -228,3 +228,46 @@ def test_endpointslice_without_service_label() -> None:
     """
     (err,) = _errors(text)
     assert "kubernetes.io/service-name" in err
+
+
+def _l4(kind: str, version: str, rules: int, hostnames: int = 0, names: bool = False) -> str:
+    rule_list = ", ".join(
+        ("{name: r, " if names else "{") + "backendRefs: [{name: s, port: 80}]}"
+        for _ in range(rules)
+    )
+    hosts = f"  hostnames: [{', '.join(f'h{i}.example.com' for i in range(hostnames))}]\n"
+    return (
+        f"apiVersion: gateway.networking.k8s.io/{version}\nkind: {kind}\n"
+        f"metadata: {{name: r1}}\nspec:\n  parentRefs: [{{name: gw}}]\n"
+        + (hosts if hostnames else "")
+        + f"  rules: [{rule_list}]\n"
+    )
+
+
+# What the v1.6.1 CRDs say per version (see ../shared/reference/gateway-api-v1.6.1): v1 (and
+# TLSRoute v1alpha3) allow one rule, TLSRoute there needs a hostname; v1alpha2 allows 16
+# rules with unique names.
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (_l4("TCPRoute", "v1", 1), None),
+        (_l4("UDPRoute", "v1", 1), None),
+        (_l4("TCPRoute", "v1alpha2", 3), None),
+        (_l4("TCPRoute", "v1", 2), "TCPRoute/default/r1: spec.rules: at most 1 rule"),
+        (_l4("UDPRoute", "v1", 2), "UDPRoute/default/r1: spec.rules: at most 1 rule"),
+        (_l4("TCPRoute", "v1alpha2", 2, names=True), "spec.rules[1].name: rule name 'r'"),
+        (_l4("TLSRoute", "v1", 1, hostnames=1), None),
+        (_l4("TLSRoute", "v1alpha3", 1, hostnames=2), None),
+        (_l4("TLSRoute", "v1alpha2", 2), None),
+        (_l4("TLSRoute", "v1", 1), "TLSRoute/default/r1: spec.hostnames: at least 1 hostname"),
+        (_l4("TLSRoute", "v1alpha3", 2, hostnames=1), "spec.rules: at most 1 rule"),
+        (_l4("TLSRoute", "v1alpha2", 1, hostnames=20), None),
+    ],
+)
+def test_l4_route_versions_follow_their_crds(text: str, error: str | None) -> None:
+    if error is None:
+        (obj,) = load_text(text)
+        assert obj.KIND in ("TCPRoute", "UDPRoute", "TLSRoute")
+        return
+    (err,) = _errors(text)
+    assert error in err
