@@ -2,9 +2,12 @@
 
 What makes it safe to edit live config:
 
-* **Last good per file.** A file that fails to load keeps the objects it last loaded
-  successfully; the error is recorded (and published as provider status) but nothing that was
-  serving is dropped.
+* **Last good per object.** Each invalid object of a file is refused alone, as
+  ``kubectl apply -f`` applies every valid object of a multi-document file: the file's valid
+  objects are taken, and a refused object keeps the version it last loaded successfully. The
+  error is recorded (and published as provider status); nothing that was serving is dropped.
+  A file whose YAML is malformed keeps all it served (what follows the syntax error is
+  unknown).
 * **Half-written files.** Events are debounced, a file that does not parse keeps its last good
   objects until it does, and a file that suddenly became empty while it had objects is given
   a short settle time before the emptiness is believed (editors truncate, then write).
@@ -28,7 +31,7 @@ from pathlib import Path
 import watchfiles
 
 from egobs.provider.base import ProviderEvent, Publish, Report, ResourceSnapshot
-from egobs.resources import LoadError, Resource, ResourceError, Resources, Source, load_text
+from egobs.resources import Resource, ResourceError, Resources, Source, load_documents
 from egobs.resources.loader import YAML_SUFFIXES, yaml_files
 
 __all__ = ["FileProvider", "ProviderStatus"]
@@ -133,21 +136,31 @@ class FileProvider:
             err = ResourceError(Source(key, 0, 0), f"cannot read: {exc}")
             self.status.errors[key] = [err]
             return False, [err]
-        try:
-            objects = load_text(text, file=key)
-        except LoadError as exc:
-            self.status.errors[key] = exc.errors
-            return False, exc.errors
-        self.status.errors.pop(key, None)
-        previous = self.status.files.get(key)
-        if previous == objects:
-            return False, []
-        if previous is not None:
+        loaded = load_documents(text, file=key)
+        previous = self.status.files.get(key) or []
+        objects = loaded.objects
+        if loaded.errors:
+            # Each invalid object is refused alone: the file's valid objects are taken, and
+            # a refused object the file served before keeps its last good version. When a
+            # refused document does not say which object it is (a half-written file, say),
+            # any served object might be the one it breaks: all of them are kept then.
+            self.status.errors[key] = loaded.errors
+            taken = {o.ref() for o in objects}
+            objects = objects + [
+                o
+                for o in previous
+                if o.ref() not in taken and (loaded.unidentified or o.ref() in loaded.refused)
+            ]
+        else:
+            self.status.errors.pop(key, None)
+        if self.status.files.get(key) == objects or (not objects and key not in self.status.files):
+            return False, loaded.errors
+        if key in self.status.files:
             self._unindex(key)
         self.status.files[key] = objects
         self.status.accepted_at.setdefault(key, now)
         self._index(key, objects)
-        return True, []
+        return True, loaded.errors
 
     def _forget(self, key: str) -> bool:
         self.status.errors.pop(key, None)

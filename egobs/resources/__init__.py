@@ -16,9 +16,11 @@ from egobs.resources.gatewayapi import (
 )
 from egobs.resources.loader import (
     KINDS,
+    LoadedText,
     LoadError,
     ResourceError,
     Resources,
+    load_documents,
     load_paths,
     load_text,
     parse_object,
@@ -34,6 +36,7 @@ __all__ = [
     "GatewayClass",
     "HTTPRoute",
     "LoadError",
+    "LoadedText",
     "Namespace",
     "ObjectMeta",
     "ReferenceGrant",
@@ -48,6 +51,7 @@ __all__ = [
     "TLSRoute",
     "UDPRoute",
     "duration_seconds",
+    "load_documents",
     "load_paths",
     "load_text",
     "parse_object",

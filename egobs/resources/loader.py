@@ -266,10 +266,26 @@ def _documents(text: str, file: str) -> Iterator[tuple[int, int, Any]]:
         loader.dispose()
 
 
-def load_text(text: str, *, file: str = "<stdin>") -> list[Resource]:
-    """Every object in a multi-document YAML text. Raises :class:`LoadError` listing all problems."""
+@dataclass(frozen=True, slots=True)
+class LoadedText:
+    """What one multi-document text gave: the valid objects, the problems of the others,
+    ``refused``: the ``Kind/ns/name`` of the refused objects, and ``unidentified``: whether
+    some refused document does not say which object it is (no kind or name, not a mapping,
+    or malformed YAML, after which documents were not read at all)."""
+
+    objects: list[Resource]
+    errors: list[ResourceError]
+    refused: frozenset[str] = frozenset()
+    unidentified: bool = False
+
+
+def load_documents(text: str, *, file: str = "<stdin>") -> LoadedText:
+    """Every object of a multi-document YAML text that is valid, and the problems of the
+    others, each refused alone (as ``kubectl apply -f`` applies every valid object)."""
     objects: list[Resource] = []
     errors: list[ResourceError] = []
+    refused: set[str] = set()
+    unidentified = False
     try:
         for doc, line, data in _documents(text, file):
             if data is None:
@@ -278,14 +294,41 @@ def load_text(text: str, *, file: str = "<stdin>") -> list[Resource]:
                 objects.append(parse_object(data, Source(file, doc, line)))
             except LoadError as exc:
                 errors.extend(exc.errors)
+                ref = _identity(data)
+                if ref is None:
+                    unidentified = True
+                else:
+                    refused.add(ref)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(exc, "problem", None) or str(exc)
         errors.append(ResourceError(Source(file, 0, line), f"malformed YAML: {problem}"))
-    if errors:
-        raise LoadError(errors)
-    return objects
+        unidentified = True
+    return LoadedText(objects, errors, frozenset(refused), unidentified)
+
+
+def _identity(data: Any) -> str | None:
+    """The ``Resource.ref()`` a document would have, when it says which object it is."""
+    if not isinstance(data, dict):
+        return None
+    kind, meta = data.get("kind"), data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(kind, str) or not isinstance(name, str) or not name:
+        return None
+    cls = KINDS.get(kind)
+    if cls is None or not cls.NAMESPACED:
+        return f"{kind}/{name}"
+    ns = meta.get("namespace") if isinstance(meta, dict) else None
+    return f"{kind}/{ns if isinstance(ns, str) and ns else 'default'}/{name}"
+
+
+def load_text(text: str, *, file: str = "<stdin>") -> list[Resource]:
+    """Every object in a multi-document YAML text. Raises :class:`LoadError` listing all problems."""
+    loaded = load_documents(text, file=file)
+    if loaded.errors:
+        raise LoadError(loaded.errors)
+    return loaded.objects
 
 
 def yaml_files(path: Path) -> list[Path]:

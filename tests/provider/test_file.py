@@ -204,3 +204,73 @@ def test_new_directory_with_files_and_directory_removal(tmp_path: Path) -> None:
         await _until(lambda: rec.routes() == {})
 
     _run([tmp_path], body)
+
+
+def _docs(*docs: str) -> str:
+    return "---\n".join(docs)
+
+
+BROKEN = "- matches", "- mtches"  # an unknown field in the rule: that object alone is refused
+
+
+def test_an_invalid_object_is_refused_alone_at_start(tmp_path: Path) -> None:
+    """kubectl apply -f semantics: the file's valid objects are served from the start."""
+    f = tmp_path / "a.yaml"
+    bad = ROUTE.format(name="b", path="b").replace(*BROKEN)
+    f.write_text(_docs(ROUTE.format(name="a", path="a"), bad, ROUTE.format(name="c", path="c")))
+
+    async def body(prov: FileProvider, rec: Recorder) -> None:
+        assert rec.routes() == {"a": "/a", "c": "/c"}
+        (err,) = prov.errors()[str(f)]
+        assert err.object_ref == "HTTPRoute/default/b"
+        assert err.field_path == "spec.rules[0].mtches" and err.source.doc == 2
+
+    _run([tmp_path], body)
+
+
+def test_a_refused_object_keeps_its_last_good_version_and_the_rest_moves_on(
+    tmp_path: Path,
+) -> None:
+    f = tmp_path / "a.yaml"
+    f.write_text(_docs(ROUTE.format(name="a", path="a"), ROUTE.format(name="b", path="b")))
+
+    async def body(prov: FileProvider, rec: Recorder) -> None:
+        assert rec.routes() == {"a": "/a", "b": "/b"}
+        f.write_text(
+            _docs(
+                ROUTE.format(name="a", path="a2").replace(*BROKEN),
+                ROUTE.format(name="b", path="b2"),
+                ROUTE.format(name="c", path="c"),
+            )
+        )
+        await _until(lambda: rec.routes() == {"a": "/a", "b": "/b2", "c": "/c"})
+        assert [e.object_ref for e in prov.errors()[str(f)]] == ["HTTPRoute/default/a"]
+        # Fixed: the new version is served and the error is gone.
+        f.write_text(_docs(ROUTE.format(name="a", path="a3"), ROUTE.format(name="c", path="c")))
+        await _until(lambda: rec.routes() == {"a": "/a3", "c": "/c"})
+        assert str(f) not in prov.errors()
+
+    _run([tmp_path], body)
+
+
+def test_a_document_that_does_not_say_which_object_it_is_keeps_everything(
+    tmp_path: Path,
+) -> None:
+    """A refused document without kind or name may be any served object, half written:
+    every object the file served stays; new valid ones are taken."""
+    f = tmp_path / "a.yaml"
+    f.write_text(_docs(ROUTE.format(name="a", path="a"), ROUTE.format(name="b", path="b")))
+
+    async def body(prov: FileProvider, rec: Recorder) -> None:
+        f.write_text(
+            _docs(
+                ROUTE.format(name="b", path="b2"),
+                "apiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: a}\n",
+                ROUTE.format(name="c", path="c"),
+            )
+        )
+        await _until(lambda: rec.routes() == {"a": "/a", "b": "/b2", "c": "/c"})
+        (err,) = prov.errors()[str(f)]
+        assert err.field_path == "kind"
+
+    _run([tmp_path], body)
