@@ -20,6 +20,7 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CORS",
     "AccessLog",
     "AccessLogFormat",
     "AccessLogSink",
@@ -249,6 +250,19 @@ class DirectResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class CORS:
+    """The cross-origin requests a route allows. ``allow_origins`` holds Gateway API origins:
+    ``*``, or ``scheme://host[:port]`` where the host may start with ``*.``."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int = 5
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds; ``None`` means Envoy's default, 0 means no timeout."""
 
@@ -278,6 +292,7 @@ class HTTPRoute:
     response_headers: HeaderModifier | None = None
     url_rewrite: URLRewrite | None = None
     mirrors: tuple[Mirror, ...] = ()
+    cors: CORS | None = None
     timeouts: Timeouts | None = None
     destination: RouteDestination | None = None
     redirect: Redirect | None = None

@@ -151,6 +151,16 @@ class _RuleBuilder:
                 self.fields["url_rewrite"] = ir.URLRewrite(
                     hostname=w.hostname, path_full=full, path_prefix=prefix
                 )
+            elif isinstance(f, HTTPRouteFilter) and f.cors is not None:
+                c = f.cors
+                self.fields["cors"] = ir.CORS(
+                    allow_origins=tuple(c.allow_origins),
+                    allow_methods=tuple(c.allow_methods),
+                    allow_headers=tuple(c.allow_headers),
+                    expose_headers=tuple(c.expose_headers),
+                    max_age=c.max_age,
+                    allow_credentials=bool(c.allow_credentials),
+                )
             elif f.extension_ref is not None:
                 e = f.extension_ref
                 self.unsupported.append(f"ExtensionRef filter {e.group}/{e.kind} {e.name}")

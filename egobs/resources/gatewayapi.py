@@ -261,6 +261,39 @@ class HTTPHeaderFilter(Model):
     remove: list[HeaderName] = Field(default_factory=list, max_length=16)
 
 
+_ORIGIN = (
+    r"(^\*$)|(^(http(s)?):\/\/(((\*\.)?([a-zA-Z0-9\-]+\.)*[a-zA-Z0-9-]+|\*)(:([0-9]{1,5}))?)$)"
+)
+CORSOrigin = Annotated[str, Field(min_length=1, max_length=253, pattern=_ORIGIN)]
+CORSMethod = Literal[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "*"
+]
+
+
+class HTTPCORSFilter(Model):
+    """The CORS filter (HTTPRoute v1.6.1): what cross-origin requests the route allows."""
+
+    allow_origins: list[CORSOrigin] = Field(default_factory=list, max_length=64)
+    allow_credentials: bool | None = None
+    allow_methods: list[CORSMethod] = Field(default_factory=list, max_length=9)
+    allow_headers: list[HeaderName] = Field(default_factory=list, max_length=64)
+    expose_headers: list[HeaderName] = Field(default_factory=list, max_length=64)
+    max_age: Annotated[int, Field(ge=1, le=2**31 - 1)] = 5
+
+    @model_validator(mode="after")
+    def _wildcard_alone(self) -> HTTPCORSFilter:
+        for name, values in (
+            ("allowOrigins", self.allow_origins),
+            ("allowMethods", self.allow_methods),
+            ("allowHeaders", self.allow_headers),
+        ):
+            if "*" in values and len(values) > 1:
+                raise ValueError(f"{name} cannot contain '*' alongside other values")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} is a set: remove the duplicate values")
+        return self
+
+
 class HTTPPathModifier(Model):
     type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
     replace_full_path: Annotated[str, Field(max_length=1024)] | None = None
@@ -358,7 +391,7 @@ class HTTPRouteFilter(Model):
     request_redirect: HTTPRequestRedirectFilter | None = None
     url_rewrite: HTTPURLRewriteFilter | None = Field(default=None, alias="urlRewrite")
     extension_ref: LocalObjectReference | None = None
-    cors: dict[str, Any] | None = None
+    cors: HTTPCORSFilter | None = None
 
     @model_validator(mode="after")
     def _field_matches_type(self) -> HTTPRouteFilter:

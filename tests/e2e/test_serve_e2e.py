@@ -367,6 +367,57 @@ def test_an_endpointslice_edit_pushes_only_that_assignment(
         wait_until(lambda: backend_of(stack, "/exact") == "a", what="a's endpoint restored")
 
 
+CORS_ROUTE = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: cors, namespace: default}
+spec:
+  parentRefs: [{name: eg}]
+  hostnames: [cors.example.com]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /cors}}]
+      filters:
+        - type: CORS
+          cors:
+            allowOrigins: ["https://www.foo.com", "https://*.foobar.com"]
+            allowMethods: [GET, POST]
+            allowHeaders: [x-header-1]
+            exposeHeaders: [x-header-3]
+            allowCredentials: true
+            maxAge: 3600
+      backendRefs: [{name: b, port: 8080}]
+"""
+
+
+def test_cors_preflight_and_requests_follow_the_route_policy(stack: Serve) -> None:
+    """The CORS filter through real Envoy: an allowed origin's preflight is answered by
+    Envoy with the policy, a wildcard subdomain matches, and a foreign origin gets no CORS
+    headers (its preflight goes to the backend like any OPTIONS request)."""
+    host = "cors.example.com"
+    stack.write("35-cors.yaml", CORS_ROUTE)
+    try:
+        wait_until(lambda: backend_of(stack, "/cors", host=host) == "b", what="CORS route served")
+        preflight = {"Origin": "https://www.foo.com", "Access-Control-Request-Method": "POST"}
+        status, headers, body = get(stack, "/cors", host=host, method="OPTIONS", headers=preflight)
+        assert status == 200 and not isinstance(body, dict), body  # Envoy's, not the echo's
+        assert headers["access-control-allow-origin"] == "https://www.foo.com"
+        assert headers["access-control-allow-methods"] == "GET,POST"
+        assert headers["access-control-allow-headers"] == "x-header-1"
+        assert headers["access-control-max-age"] == "3600"
+        assert headers["access-control-allow-credentials"] == "true"
+        origin = {"Origin": "https://api.eu.foobar.com"}
+        status, headers, body = get(stack, "/cors", host=host, headers=origin)
+        assert status == 200 and body["backend"] == "b"
+        assert headers["access-control-allow-origin"] == "https://api.eu.foobar.com"
+        assert headers["access-control-expose-headers"] == "x-header-3"
+        for foreign in ("https://evil.example.com", "https://foobar.com"):
+            status, headers, _ = get(stack, "/cors", host=host, headers={"Origin": foreign})
+            assert status == 200 and "access-control-allow-origin" not in headers, foreign
+    finally:
+        (stack.resources / "35-cors.yaml").unlink()
+        wait_until(lambda: backend_of(stack, "/cors", host=host) is None, what="CORS route gone")
+
+
 def test_broken_file_keeps_serving_last_good_config(stack: Serve) -> None:
     stack.write(
         "30-routes.yaml", ROUTES.replace("backendRefs: [{name: b", "backendRefz: [{name: b", 1)

@@ -47,3 +47,7 @@ def stat_safe(name: str) -> str:
     names never map to one stat name. Slashes survive into Prometheus labels as they are.
     """
     return name.replace(".", "_")
+
+
+CORS_FILTER = "envoy.filters.http.cors"
+"""The HTTP filter that applies each route's CORS policy (``typed_per_filter_config``)."""

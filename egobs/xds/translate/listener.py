@@ -9,10 +9,12 @@ The translator caches listeners by plan, so an HTTP route change never rebuilds 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -25,7 +27,7 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from egobs import ir
 
-from ._common import BLACKHOLE_CLUSTER, pack, set_ads
+from ._common import BLACKHOLE_CLUSTER, CORS_FILTER, pack, set_ads
 from .accesslog import http_access_logs, listener_access_logs, tcp_access_logs
 from .tracing import build_tracing
 
@@ -50,6 +52,7 @@ TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 ROUTER_FILTER = "envoy.filters.http.router"
 
 _ROUTER = pack(router_pb2.Router())
+_CORS = pack(cors_pb2.Cors())
 _TLS_INSPECTOR = pack(tls_inspector_pb2.TlsInspector())
 
 
@@ -72,6 +75,9 @@ class HTTPChain:
     server_names: tuple[str, ...] = ()
     transport_protocol: str = ""
     tls: TLSPlan | None = None
+    # Whether some route it serves has a CORS policy: the CORS filter is in the chain then
+    # (it reads each route's policy; routes without one pass through).
+    cors: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +239,11 @@ def _plan_stream(out: Plan, group: _Port, port: int) -> None:
         if server_names is None:
             continue  # every hostname is served by an earlier listener on this port
         tls = TLSPlan(tuple(c.name for c in lis.tls.certificates), lis.tls.alpn_protocols)
-        tls_chains.append(HTTPChain(lis.name, lis.name, f"https-{port}", server_names, tls=tls))
+        tls_chains.append(
+            HTTPChain(
+                lis.name, lis.name, f"https-{port}", server_names, tls=tls, cors=_has_cors([lis])
+            )
+        )
         out.route_configs.append((lis.name, (lis,)))
     for passthrough in group.passthrough:
         for tls_route in passthrough.routes:
@@ -248,7 +258,7 @@ def _plan_stream(out: Plan, group: _Port, port: int) -> None:
     plain: HTTPChain | TCPChain | None = None
     if group.http:
         first = group.http[0]
-        plain = HTTPChain(first.name, first.name, f"http-{port}")
+        plain = HTTPChain(first.name, first.name, f"http-{port}", cors=_has_cors(group.http))
         out.route_configs.append((first.name, tuple(group.http)))
     else:
         for tcp in group.tcp:
@@ -319,6 +329,10 @@ def _hcm(chain: HTTPChain, p: ListenerPlan) -> hcm_pb2.HttpConnectionManager:
     set_ads(out.rds.config_source)
     out.rds.route_config_name = chain.route_config
     out.upgrade_configs.add().upgrade_type = "websocket"
+    if chain.cors:
+        cors = out.http_filters.add()
+        cors.name = CORS_FILTER
+        cors.typed_config.CopyFrom(_CORS)
     router = out.http_filters.add()
     router.name = ROUTER_FILTER
     router.typed_config.CopyFrom(_ROUTER)
@@ -360,3 +374,7 @@ def _set_udp(out: listener_pb2.Listener, p: UDPListenerPlan) -> None:
     udp_filter = out.listener_filters.add()
     udp_filter.name = UDP_PROXY_FILTER
     udp_filter.typed_config.Pack(config, deterministic=True)
+
+
+def _has_cors(listeners: Iterable[ir.HTTPListener]) -> bool:
+    return any(route.cors is not None for lis in listeners for route in lis.routes)

@@ -14,12 +14,13 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import percent_pb2
 
 from egobs import ir
 
-from ._common import set_seconds, stat_safe
+from ._common import CORS_FILTER, set_seconds, stat_safe
 
 __all__ = [
     "build_route_configuration",
@@ -83,6 +84,8 @@ def build_routes(route: ir.HTTPRoute, *, stats: bool = False) -> tuple[rc.Route,
         _set_header_modifier(
             out.response_headers_to_add, out.response_headers_to_remove, route.response_headers
         )
+    if route.cors is not None:
+        out.typed_per_filter_config[CORS_FILTER].Pack(cors_policy(route.cors), deterministic=True)
 
     if route.direct_response is not None:
         _set_direct_response(out.direct_response, route.direct_response)
@@ -344,4 +347,31 @@ def build_route_configuration(
     # match no virtual host.
     out = route_pb2.RouteConfiguration(name=name, ignore_port_in_host_matching=True)
     out.virtual_hosts.extend(virtual_hosts)
+    return out
+
+
+def cors_policy(cors: ir.CORS) -> cors_pb2.CorsPolicy:
+    """Envoy's CORS policy for a route. Origins become string matchers: ``*`` any origin,
+    ``https://*.example.com`` a regex for any subdomain of example.com (not example.com
+    itself), others exact. Envoy answers
+    preflight requests itself and echoes an allowed ``Origin``."""
+    out = cors_pb2.CorsPolicy()
+    for origin in cors.allow_origins:
+        matcher = out.allow_origin_string_match.add()
+        if origin == "*":
+            matcher.safe_regex.regex = ".*"
+        elif "*" in origin:
+            # One or more DNS labels, as a Gateway API hostname wildcard matches.
+            matcher.safe_regex.regex = re.escape(origin).replace(r"\*", "[a-zA-Z0-9.-]+")
+        else:
+            matcher.exact = origin
+    if cors.allow_methods:
+        out.allow_methods = ",".join(cors.allow_methods)
+    if cors.allow_headers:
+        out.allow_headers = ",".join(cors.allow_headers)
+    if cors.expose_headers:
+        out.expose_headers = ",".join(cors.expose_headers)
+    out.max_age = str(cors.max_age)
+    if cors.allow_credentials:
+        out.allow_credentials.value = True
     return out
