@@ -32,7 +32,7 @@ import watchfiles
 
 from egobs.provider.base import ProviderEvent, Publish, Report, ResourceSnapshot
 from egobs.resources import Resource, ResourceError, Resources, Source, load_documents
-from egobs.resources.loader import YAML_SUFFIXES, yaml_files
+from egobs.resources.loader import YAML_SUFFIXES, read_text, yaml_files
 
 __all__ = ["FileProvider", "ProviderStatus"]
 
@@ -129,7 +129,7 @@ class FileProvider:
         """Reload one file; returns (its accepted objects changed, errors)."""
         key = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)  # bounded; a FIFO or device is refused, never read
         except FileNotFoundError:
             return self._forget(key), []
         except (OSError, UnicodeDecodeError) as exc:
@@ -406,6 +406,6 @@ class FileProvider:
 
 def _is_blank(path: Path) -> bool:
     try:
-        return not path.read_text(encoding="utf-8").strip()
+        return not read_text(path).strip()
     except (OSError, UnicodeDecodeError):
         return False

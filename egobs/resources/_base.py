@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
@@ -57,6 +57,8 @@ class Resource(Model):
     GROUP: ClassVar[str] = ""
     VERSIONS: ClassVar[tuple[str, ...]] = ()
     NAMESPACED: ClassVar[bool] = True
+    # How Kubernetes validates this kind's names (see name_problems).
+    NAME_RULE: ClassVar[NameRule] = "dns1123-subdomain"
 
     api_version: str
     kind: str
@@ -92,6 +94,47 @@ class Resource(Model):
         if self.NAMESPACED:
             return f"{self.KIND}/{self.namespace}/{self.name}"
         return f"{self.KIND}/{self.name}"
+
+
+# --------------------------------------------------------------------------- names
+
+NameRule = Literal["dns1123-subdomain", "dns1123-label", "dns1035-label"]
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_NAME_RULES: dict[str, tuple[re.Pattern[str], int, str]] = {
+    "dns1123-subdomain": (
+        _DNS1123_SUBDOMAIN,
+        253,
+        "lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
+    ),
+    "dns1123-label": (
+        _DNS1123_LABEL,
+        63,
+        "lower-case letters, digits and '-', starting and ending with a letter or digit",
+    ),
+    "dns1035-label": (
+        _DNS1035_LABEL,
+        63,
+        "lower-case letters, digits and '-', starting with a letter, ending with a letter or digit",
+    ),
+}
+
+
+def name_problem(value: str, rule: NameRule) -> str | None:
+    """Why ``value`` is not a valid name under ``rule`` (Kubernetes' own rules), or None.
+
+    These rules are what keeps derived names unambiguous: no '/' can appear in a name, so
+    ``service/<ns>/<name>/<port>`` names one Service port only."""
+    pattern, limit, wanted = _NAME_RULES[rule]
+    if len(value) > limit:
+        return f"{value[:40]!r}... is longer than {limit} characters"
+    if not pattern.match(value):
+        return f"invalid name {value!r}: want {wanted} (at most {limit})"
+    return None
 
 
 # --------------------------------------------------------------------------- common types

@@ -18,6 +18,7 @@ class Namespace(Resource):
     KIND = "Namespace"
     VERSIONS = ("v1",)
     NAMESPACED = False
+    NAME_RULE = "dns1123-label"
     spec: dict[str, Any] | None = None
 
 
@@ -47,6 +48,7 @@ class ServiceSpec(Model):
 class Service(Resource):
     KIND = "Service"
     VERSIONS = ("v1",)
+    NAME_RULE = "dns1035-label"
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
 
 

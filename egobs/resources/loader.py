@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from egobs.resources._base import Resource, Source
+from egobs.resources._base import Resource, Source, name_problem
 from egobs.resources.core import EndpointSlice, Namespace, Secret, Service
 from egobs.resources.envoygateway import Backend, EnvoyProxy
 from egobs.resources.gatewayapi import (
@@ -234,6 +235,13 @@ def parse_object(data: Any, source: Source) -> Resource:
     except pydantic.ValidationError as exc:
         raise LoadError(validation_errors(exc, source, ref)) from None
     problems = obj.version_problems()
+    name_issue = name_problem(obj.metadata.name, cls.NAME_RULE)
+    if name_issue is not None:
+        problems.insert(0, ("metadata.name", name_issue))
+    if obj.metadata.namespace is not None:
+        ns_issue = name_problem(obj.metadata.namespace, "dns1123-label")
+        if ns_issue is not None:
+            problems.insert(0, ("metadata.namespace", ns_issue))
     if problems:
         raise LoadError([ResourceError(source, msg, ref, path) for path, msg in problems])
     if cls.NAMESPACED:
@@ -251,8 +259,81 @@ def parse_object(data: Any, source: Source) -> Resource:
     return obj
 
 
+# Bounds on what one input may make the loader do. Real manifests are far below them; a
+# "billion laughs" document (aliases of aliases) is refused before it is expanded.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_DOCUMENTS = 100_000
+MAX_EXPANDED_NODES = 1_000_000  # per document, counting every alias use as a full copy
+MAX_DEPTH = 100
+
+
+def read_text(path: Path) -> str:
+    """A file's text, refusing what is not a regular file (a FIFO would block forever) or
+    is larger than :data:`MAX_FILE_BYTES`. Raises OSError with the reason."""
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{path}: not a regular file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise OSError(f"{path}: {st.st_size} bytes, more than the {MAX_FILE_BYTES} allowed")
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(f"{path}: more than the {MAX_FILE_BYTES} bytes allowed")
+    return data.decode("utf-8")
+
+
+class _DocumentProblem(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def _check_node(root: yaml.Node) -> None:
+    """Refuse a document before it is built: duplicate mapping keys (YAML says keys are
+    unique; PyYAML would keep the last silently), nesting deeper than :data:`MAX_DEPTH`, or
+    more than :data:`MAX_EXPANDED_NODES` nodes once aliases are expanded."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if depth > MAX_DEPTH:
+            raise _DocumentProblem(
+                node.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels"
+            )
+        sizes[id(node)] = 1  # a node inside itself (recursive alias) counts once
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = key.start_mark.line + 1
+                    first = seen.get((key.tag, key.value))
+                    if first is not None:
+                        raise _DocumentProblem(
+                            line, f"duplicate key {key.value!r} (first at line {first})"
+                        )
+                    seen[(key.tag, key.value)] = line
+                total += size(key, depth + 1) + size(value, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item, depth + 1)
+        if total > MAX_EXPANDED_NODES:
+            raise _DocumentProblem(
+                node.start_mark.line + 1,
+                f"more than {MAX_EXPANDED_NODES} nodes once aliases are expanded",
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
+
+
 def _documents(text: str, file: str) -> Iterator[tuple[int, int, Any]]:
-    """(doc number, first line, decoded data) for each non-empty YAML document."""
+    """(doc number, first line, decoded data) for each non-empty YAML document; data is a
+    :class:`_DocumentProblem` for a document refused before it was built."""
     loader = _YAMLLoader(text)
     try:
         doc = 0
@@ -260,6 +341,20 @@ def _documents(text: str, file: str) -> Iterator[tuple[int, int, Any]]:
             node = loader.get_node()
             doc += 1
             if node is None:
+                continue
+            if doc > MAX_DOCUMENTS:
+                yield (
+                    doc,
+                    node.start_mark.line + 1,
+                    _DocumentProblem(
+                        node.start_mark.line + 1, f"more than {MAX_DOCUMENTS} documents in one file"
+                    ),
+                )
+                return
+            try:
+                _check_node(node)
+            except _DocumentProblem as problem:
+                yield doc, node.start_mark.line + 1, problem
                 continue
             yield doc, node.start_mark.line + 1, loader.construct_document(node)
     finally:
@@ -289,6 +384,10 @@ def load_documents(text: str, *, file: str = "<stdin>") -> LoadedText:
     try:
         for doc, line, data in _documents(text, file):
             if data is None:
+                continue
+            if isinstance(data, _DocumentProblem):
+                errors.append(ResourceError(Source(file, doc, data.line), data.message))
+                unidentified = True
                 continue
             try:
                 objects.append(parse_object(data, Source(file, doc, line)))
@@ -409,7 +508,7 @@ def load_paths(paths: Iterable[str | os.PathLike[str]]) -> Resources:
         for name, text in sources:
             if text is None:
                 try:
-                    text = Path(name).read_text(encoding="utf-8")
+                    text = read_text(Path(name))
                 except (OSError, UnicodeDecodeError) as exc:
                     errors.append(ResourceError(Source(name, 0, 0), f"cannot read: {exc}"))
                     continue
