@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -331,9 +333,51 @@ def _check_node(root: yaml.Node) -> None:
     size(root, 0)
 
 
-def _documents(text: str, file: str) -> Iterator[tuple[int, int, Any]]:
-    """(doc number, first line, decoded data) for each non-empty YAML document; data is a
-    :class:`_DocumentProblem` for a document refused before it was built."""
+FieldPath = tuple[str | int, ...]
+_MAX_FIELD_LINES = 20_000  # per document; past it, errors name the document's first line
+
+
+def _field_lines(root: yaml.Node) -> dict[FieldPath, int]:
+    """The line of each field (mapping key) and list item of a document, by its path."""
+    lines: dict[FieldPath, int] = {}
+    stack: list[tuple[FieldPath, yaml.Node]] = [((), root)]
+    while stack and len(lines) < _MAX_FIELD_LINES:
+        path, node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    sub = (*path, key.value)
+                    lines.setdefault(sub, key.start_mark.line + 1)
+                    stack.append((sub, value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                sub = (*path, i)
+                lines.setdefault(sub, item.start_mark.line + 1)
+                stack.append((sub, item))
+    return lines
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _field_line(lines: dict[FieldPath, int], field_path: str) -> int | None:
+    """The line of ``field_path`` (``spec.rules[0].matches``), or of its nearest parent that
+    is in the document (a missing field is reported at the mapping that lacks it)."""
+    parts: list[str | int] = [
+        int(index) if index else name for name, index in _PATH_PART.findall(field_path)
+    ]
+    while parts:
+        line = lines.get(tuple(parts))
+        if line is not None:
+            return line
+        parts.pop()
+    return None
+
+
+def _documents(text: str, file: str) -> Iterator[tuple[int, int, Any, yaml.Node | None]]:
+    """(doc number, first line, decoded data, its node graph) for each non-empty YAML
+    document; data is a :class:`_DocumentProblem` (and the node None) for a document refused
+    before it was built."""
     loader = _YAMLLoader(text)
     try:
         doc = 0
@@ -342,21 +386,19 @@ def _documents(text: str, file: str) -> Iterator[tuple[int, int, Any]]:
             doc += 1
             if node is None:
                 continue
+            first = node.start_mark.line + 1
             if doc > MAX_DOCUMENTS:
-                yield (
-                    doc,
-                    node.start_mark.line + 1,
-                    _DocumentProblem(
-                        node.start_mark.line + 1, f"more than {MAX_DOCUMENTS} documents in one file"
-                    ),
+                problem = _DocumentProblem(
+                    first, f"more than {MAX_DOCUMENTS} documents in one file"
                 )
+                yield doc, first, problem, None
                 return
             try:
                 _check_node(node)
             except _DocumentProblem as problem:
-                yield doc, node.start_mark.line + 1, problem
+                yield doc, first, problem, None
                 continue
-            yield doc, node.start_mark.line + 1, loader.construct_document(node)
+            yield doc, first, loader.construct_document(node), node
     finally:
         loader.dispose()
 
@@ -382,7 +424,7 @@ def load_documents(text: str, *, file: str = "<stdin>") -> LoadedText:
     refused: set[str] = set()
     unidentified = False
     try:
-        for doc, line, data in _documents(text, file):
+        for doc, line, data, node in _documents(text, file):
             if data is None:
                 continue
             if isinstance(data, _DocumentProblem):
@@ -392,7 +434,13 @@ def load_documents(text: str, *, file: str = "<stdin>") -> LoadedText:
             try:
                 objects.append(parse_object(data, Source(file, doc, line)))
             except LoadError as exc:
-                errors.extend(exc.errors)
+                # Lines of fields are looked up only for documents that have errors.
+                lines = _field_lines(node) if node is not None else {}
+                for err in exc.errors:
+                    at = _field_line(lines, err.field_path) if err.field_path else None
+                    if at is not None:
+                        err = dataclasses.replace(err, source=Source(file, doc, at))
+                    errors.append(err)
                 ref = _identity(data)
                 if ref is None:
                     unidentified = True

@@ -63,7 +63,8 @@ def test_rule_without_matches_gets_default_prefix_match() -> None:
 def test_unknown_field_names_file_doc_object_and_field_path() -> None:
     text = "---\n# leading comment doc\n---\n" + ROUTE.replace("- path:", "- pth:")
     (err,) = _errors(text)
-    assert err.startswith("in.yaml:doc2 (line 4) HTTPRoute/default/foo: ")
+    # Line 12 is the unknown field's own line (the document starts on line 4).
+    assert err.startswith("in.yaml:doc2 (line 12) HTTPRoute/default/foo: ")
     assert err.endswith("spec.rules[0].matches[0].pth: unknown field")
 
 
@@ -271,3 +272,26 @@ def test_l4_route_versions_follow_their_crds(text: str, error: str | None) -> No
         return
     (err,) = _errors(text)
     assert error in err
+
+
+def test_errors_point_at_the_field_or_the_mapping_that_lacks_it() -> None:
+    text = textwrap.dedent(
+        """\
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: r}
+        spec:
+          parentRefs: [{name: gw}]
+          rules:
+            - matches: [{path: {value: /a}}]
+              backendRefs:
+                - name: s
+                  port: 99999
+            - backendRefs:
+                - {port: 80}
+        """
+    )
+    errs = _errors(text)
+    assert any(e.startswith("in.yaml:doc1 (line 10) ") and ".port: " in e for e in errs), errs
+    # A missing field: the line of the list item that lacks it.
+    assert any(e.startswith("in.yaml:doc1 (line 12) ") and "[0].name: " in e for e in errs), errs

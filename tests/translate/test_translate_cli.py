@@ -85,7 +85,7 @@ def test_unknown_field_exits_2_naming_the_field(tmp_path: Path) -> None:
     assert code == EXIT_LOAD_ERROR
     assert out == ""
     assert (
-        f"{bad}:doc1 (line 1) HTTPRoute/default/echo: spec.rules[1].matches[0].pth: unknown field"
+        f"{bad}:doc1 (line 20) HTTPRoute/default/echo: spec.rules[1].matches[0].pth: unknown field"
         in err
     )
 
