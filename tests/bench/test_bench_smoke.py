@@ -45,3 +45,13 @@ def test_converge_bench_pushes_one_route_configuration() -> None:
     assert out["changes"] == 3
     assert out["resources_pushed_per_change"] == 1
     assert isinstance(out["p99_ms"], float) and out["p99_ms"] > 0
+
+
+@pytest.mark.usefixtures("envoy_bin")
+def test_fanout_bench_counts_every_proxy() -> None:
+    out = _run(
+        "fanout.py", "--proxies", "20", "--routes", "100", "--changes", "2", "--pause", "0.1"
+    )
+    assert out["proxies"] == 21  # the clients and the Envoy the control plane runs
+    for key in ("p50_s", "p99_s", "cp_rss_mib"):
+        assert isinstance(out[key], float) and out[key] > 0, key

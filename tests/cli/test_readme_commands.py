@@ -58,6 +58,10 @@ SKIPS = (
         "benchmark: runs the control plane and a real Envoy through 10,000-route edits",
     ),
     Skip(
+        r"\.venv/bin/python bench/fanout\.py\b",
+        "benchmark: 500 xDS clients and an Envoy; tests/bench/ runs it at a small size",
+    ),
+    Skip(
         r"\.venv/bin/python bench/endpoints\.py\b",
         "benchmark: runs the control plane and a real Envoy through 10,000-route slice edits",
     ),
