@@ -147,7 +147,9 @@ class ControlPlane:
         self.telemetry.record_publish(self.resources.name, self.resources.depth)
 
     def _on_provider_event(self, event: ProviderEvent) -> None:
-        self.telemetry.provider_event(event, kind=self.provider.kind)
+        self.telemetry.provider_event(
+            event, kind=self.provider.kind, failing=len(self.provider.errors())
+        )
         if event.errors:
             log.warning("provider: %d load error(s), last good objects kept", len(event.errors))
 

@@ -25,6 +25,7 @@ _EGOBS: dict[str, Type] = {
     "egobs_provider_events_total": "counter",
     "egobs_provider_load_errors_total": "counter",
     "egobs_provider_resources": "gauge",
+    "egobs_provider_failing_sources": "gauge",
     "egobs_proxy_convergence_seconds": "histogram",
     "egobs_translation_duration_seconds": "histogram",
     "egobs_translation_errors_total": "counter",

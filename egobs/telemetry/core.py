@@ -102,8 +102,14 @@ class Telemetry:
         ctx = self._root.get_span_context()
         return ctx if ctx.is_valid else None
 
-    def provider_event(self, event: ProviderEvent, *, kind: str = "file") -> None:
+    def provider_event(
+        self, event: ProviderEvent, *, kind: str = "file", failing: int | None = None
+    ) -> None:
+        """Count a provider's change; ``failing`` is how many of its sources fail to load
+        now (the provider's ``errors()``), when known."""
         if self.metrics:
+            if failing is not None:
+                m.PROVIDER_FAILING_SOURCES.labels(kind).set(failing)
             for op, files in (
                 ("created", event.created),
                 ("modified", event.modified),

@@ -77,6 +77,13 @@ PROVIDER_RESOURCES = _g(
     "Resources currently loaded, by kind.",
     ("kind",),
 )
+PROVIDER_FAILING_SOURCES = _g(
+    "egobs_provider_failing_sources",
+    "Sources (files) whose current content fails to load, in whole or in part, and whose "
+    "refused objects serve their last good version; by provider kind. Goes back to 0 once "
+    "they load again.",
+    ("kind",),
+)
 
 # --------------------------------------------------------------------------- bus
 BUS_DEPTH = _g(

@@ -418,7 +418,20 @@ def test_cors_preflight_and_requests_follow_the_route_policy(stack: Serve) -> No
         wait_until(lambda: backend_of(stack, "/cors", host=host) is None, what="CORS route gone")
 
 
+def _failing_sources(stack: Serve) -> float:
+    with urllib.request.urlopen(stack.admin + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == "egobs_provider_failing_sources":
+            for sample in family.samples:
+                if sample.labels.get("kind") == "file":
+                    return sample.value
+    return 0.0
+
+
 def test_broken_file_keeps_serving_last_good_config(stack: Serve) -> None:
+    """The refused route keeps its last good version under traffic; the error shows in
+    status and as the failing-sources gauge, and both clear once the file is fixed."""
     stack.write(
         "30-routes.yaml", ROUTES.replace("backendRefs: [{name: b", "backendRefz: [{name: b", 1)
     )
@@ -428,9 +441,12 @@ def test_broken_file_keeps_serving_last_good_config(stack: Serve) -> None:
         )
         assert "backendRefz: unknown field" in errors[0]["errors"][0]
         assert backend_of(stack, "/prefix/x") == "b"
+        assert backend_of(stack, "/exact") == "a"
+        assert _failing_sources(stack) == 1
     finally:
         stack.write("30-routes.yaml", ROUTES)
         wait_until(lambda: not stack.status()["providerErrors"], what="error cleared")
+        wait_until(lambda: _failing_sources(stack) == 0, what="failing gauge back to 0")
 
 
 def test_killed_envoy_is_restarted_and_serves_again(stack: Serve) -> None:

@@ -18,6 +18,7 @@ REQUIRED = {
     "egobs_provider_events_total",
     "egobs_provider_load_errors_total",
     "egobs_provider_resources",
+    "egobs_provider_failing_sources",
     "egobs_bus_depth",
     "egobs_bus_publishes_total",
     "egobs_bus_handle_duration_seconds",
