@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from egobs import ir
 from egobs.gatewayapi.backends import EG_GROUP, GATEWAY_GROUP
+from egobs.gatewayapi.certificates import certificate_problem
 from egobs.gatewayapi.entries import RouteEntry, SortKey
 from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.status import (
@@ -213,7 +215,7 @@ def _namespace_allowed(spec: Listener, gw_ns: str, namespace: str, index: Index)
     return selector is not None and selector.matches(index.namespace_labels(namespace))
 
 
-def _make_listener(gw: GatewayState, spec: Listener, index: Index) -> ListenerState:
+def _make_listener(gw: GatewayState, spec: Listener, index: Index, now: datetime) -> ListenerState:
     raw = spec.protocol
     # Core protocol names are case-insensitive per the spec.
     protocol = raw.upper() if raw.upper() in DEFAULT_KINDS else None
@@ -232,7 +234,7 @@ def _make_listener(gw: GatewayState, spec: Listener, index: Index) -> ListenerSt
                 "an HTTPS listener needs tls.mode Terminate and certificateRefs",
             )
             return state
-        state.certificates, state.cert_issues = _certificates(gw.obj, spec, index)
+        state.certificates, state.cert_issues = _certificates(gw.obj, spec, index, now)
     elif protocol == "TLS":
         if tls is None or tls.mode != "Passthrough":
             state.accepted_issue = Issue(
@@ -279,7 +281,7 @@ def _supported_kinds(spec: Listener, protocol: str) -> tuple[tuple[str, ...], Is
 
 
 def _certificates(
-    gw: Gateway, spec: Listener, index: Index
+    gw: Gateway, spec: Listener, index: Index, now: datetime
 ) -> tuple[tuple[ir.Certificate, ...], list[Issue]]:
     assert spec.tls is not None
     certs: list[ir.Certificate] = []
@@ -334,6 +336,10 @@ def _certificates(
                     R_INVALID_CERTIFICATE_REF, f"Secret {where}: tls.key holds no PEM private key"
                 )
             )
+            continue
+        problem = certificate_problem(crt, key, now=now)
+        if problem is not None:
+            issues.append(Issue(R_INVALID_CERTIFICATE_REF, f"Secret {where}: {problem}"))
             continue
         certs.append(ir.Certificate(name=where, cert_pem=crt, key_pem=key))
     return tuple(certs), issues
@@ -419,8 +425,15 @@ class GatewayState:
 
 
 def process_gateway(
-    gw: Gateway, cls: ClassState, index: Index, compile_telemetry: CompileTelemetry
+    gw: Gateway,
+    cls: ClassState,
+    index: Index,
+    compile_telemetry: CompileTelemetry,
+    *,
+    now: datetime,
 ) -> GatewayState:
+    """A Gateway's state; ``now`` is the translation's time, against which certificates'
+    validity is checked (so a translation stays a function of its input)."""
     state = GatewayState(
         gw,
         cls,
@@ -469,7 +482,7 @@ def process_gateway(
                 R_ADDRESS_NOT_USABLE,
                 f"address {addr.value} cannot be used: egobs binds listeners to {BIND_ADDRESS}",
             )
-    state.listeners = [_make_listener(state, spec, index) for spec in gw.spec.listeners]
+    state.listeners = [_make_listener(state, spec, index, now) for spec in gw.spec.listeners]
     _mark_conflicts(state.listeners)
     programmed = state.programmed
     for ls in state.listeners:

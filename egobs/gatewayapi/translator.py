@@ -8,6 +8,7 @@ import operator
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from egobs import ir
@@ -621,6 +622,8 @@ class _Translation:
         self.resources = resources
         self.controller = controller_name
         self.conds = Conditions(now)
+        # The translation's time as a datetime, for what depends on it (certificate expiry).
+        self.now = datetime.fromisoformat(now.replace("Z", "+00:00"))
         index = memo.index if memo is not None else None
         if index is None:
             index = Index(resources)
@@ -657,7 +660,7 @@ class _Translation:
             cls_state = self.classes.get(gw.spec.gateway_class_name)
             if cls_state is not None:
                 self.gateways[(gw.namespace, gw.name)] = process_gateway(
-                    gw, cls_state, self.index, self.telemetry.compile
+                    gw, cls_state, self.index, self.telemetry.compile, now=self.now
                 )
         for gw_state in self.gateways.values():
             for ls in gw_state.listeners:
