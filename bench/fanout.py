@@ -58,10 +58,14 @@ async def _clients(target: str, count: int, ready: Any, stop: Any) -> None:
     from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
     async def client(i: int) -> None:
-        # A channel each: every Envoy has its own connection to the control plane.
-        async with grpc.aio.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        ) as channel:
+        # A connection each, as every Envoy has its own: gRPC Python otherwise shares one
+        # connection among a process's channels to one target (streams of one HTTP/2
+        # connection), which is not what a control plane sees from a fleet.
+        options = [
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
             stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
             acks: asyncio.Queue[discovery_pb2.DeltaDiscoveryRequest | None] = asyncio.Queue()
             node = base_pb2.Node(id=f"fanout-{i}", cluster=NODE_CLUSTER)
