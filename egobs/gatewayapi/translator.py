@@ -623,7 +623,8 @@ class _Translation:
         self.controller = controller_name
         self.conds = Conditions(now)
         # The translation's time as a datetime, for what depends on it (certificate expiry).
-        self.now = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        # (RFC 3339 allows lower-case t and z; nothing else in it is a letter.)
+        self.now = datetime.fromisoformat(now.upper().replace("Z", "+00:00"))
         index = memo.index if memo is not None else None
         if index is None:
             index = Index(resources)
