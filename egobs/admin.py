@@ -19,11 +19,13 @@ without locks.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from egobs import ir
@@ -34,7 +36,7 @@ from egobs.telemetry.metrics import REGISTRY
 from egobs.xds.dump import config_dump
 from egobs.xds.rejections import Rejection
 from egobs.xds.resources import ResourceSet
-from egobs.xds.server import ProxyStatus, TypeStatus
+from egobs.xds.server import ListenError, ProxyStatus, TypeStatus
 from egobs.xds.snapshot import Snapshot
 
 __all__ = ["AdminServer", "AdminView", "start", "status_document", "syncz_document"]
@@ -226,6 +228,33 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
+class _OneLineBadRequests(logging.Filter):
+    """aiohttp answers a malformed request (garbage, a port scan, a header line too long)
+    with a 400 naming the problem, then logs it with its full traceback at ERROR: one
+    client could fill the log. Such a record becomes one DEBUG line; a handler's own
+    failure (a 500) keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        # The message quotes what the client sent: one line, printable, bounded.
+        text = " ".join(str(exc.message).split())[:200]
+        reason = "".join(c if c.isprintable() else "?" for c in text)
+        record.msg = f"{record.msg}: %s %s"
+        record.args = (*(record.args if isinstance(record.args, tuple) else ()), exc.code, reason)
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # The logger let the record through as an ERROR; it is a DEBUG now.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+# What aiohttp logs about the admin server's requests, under egobs's name (so
+# telemetry.logging.components can set its level) and one line per bad request.
+_http_log = logging.getLogger("egobs.admin.http")
+_http_log.addFilter(_OneLineBadRequests())
+
+
 @dataclasses.dataclass
 class AdminServer:
     runner: web.AppRunner
@@ -237,6 +266,9 @@ class AdminServer:
 
 
 async def start(view: AdminView, *, address: str = "127.0.0.1", port: int = 0) -> AdminServer:
+    """Serve ``view`` on ``address:port`` (0: a free port, see ``.port``); raises
+    :class:`~egobs.xds.server.ListenError` when the port cannot be bound."""
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
@@ -270,10 +302,14 @@ async def start(view: AdminView, *, address: str = "127.0.0.1", port: int = 0) -
     app.router.add_get("/debug/syncz", debug_syncz)
     app.router.add_get("/debug/config_dump", debug_config_dump)
     app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=_http_log)
     await runner.setup()
     site = web.TCPSite(runner, address, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError.from_os_error("admin", address, port, exc) from None
     # With port 0 the OS picks; the runner knows which.
     bound = runner.addresses[0][1] if runner.addresses else port
     return AdminServer(runner, address, bound)

@@ -6,10 +6,10 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import yaml
@@ -18,6 +18,8 @@ from egobs import __version__
 
 EXIT_LOAD_ERROR = 2
 EXIT_BROKEN_INSTALL = 3
+# A server cannot listen: its port is in use (another egobs, say) or the address is wrong.
+EXIT_LISTEN_ERROR = 1
 
 XDS_TYPES = ("listener", "route", "cluster", "endpoint", "secret")
 _XDS_DUMP_KEYS = {
@@ -498,6 +500,23 @@ def _runtime_options(f: Any) -> Any:
     return f
 
 
+_T = TypeVar("_T")
+
+
+def _run_servers(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(main)``; a server that cannot listen ends the command with one line
+    naming it, its address and port (no traceback), and exit status 1."""
+    import asyncio
+
+    from egobs.xds.server import ListenError
+
+    try:
+        return asyncio.run(main)
+    except ListenError as exc:
+        click.echo(f"egobs: {exc}", err=True)
+        sys.exit(EXIT_LISTEN_ERROR)
+
+
 async def _run_until_signalled(cp: Any, after_start: Any = None) -> None:
     import asyncio
     import signal
@@ -506,8 +525,10 @@ async def _run_until_signalled(cp: Any, after_start: Any = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await cp.start()
     try:
+        # In the try: a start that fails half way (the admin port taken once the xDS server
+        # runs) still stops what it started, instead of leaving it to interpreter exit.
+        await cp.start()
         if after_start is not None:
             done = await after_start(cp)
             if done:
@@ -534,9 +555,11 @@ def serve(
     log_format: str | None,
     **overrides: Any,
 ) -> None:
-    """Run the control plane: watch resources, serve xDS, supervise Envoy."""
-    import asyncio
+    """Run the control plane: watch resources, serve xDS, supervise Envoy.
 
+    Exits 1 when the xDS or admin port cannot be bound (in use, say), 2 when the config or
+    the resources cannot be loaded.
+    """
     from egobs.controlplane import ControlPlane
     from egobs.telemetry.logging import setup_logging
 
@@ -560,7 +583,7 @@ def serve(
         )
         return False
 
-    asyncio.run(_run_until_signalled(cp, announce))
+    _run_servers(_run_until_signalled(cp, announce))
 
 
 # --------------------------------------------------------------------------- the admin address
@@ -1148,9 +1171,9 @@ def demo(
     """Run the local demo stack: control plane, real Envoy, echo backends, some traffic.
 
     Echo backends listen on 127.0.0.1:18081 and :18082 by default, where
-    examples/quickstart/backends.yaml's EndpointSlices point (see --echo-ports).
+    examples/quickstart/backends.yaml's EndpointSlices point (see --echo-ports). Exits 1
+    when the xDS, admin or sink ports cannot be bound.
     """
-    import asyncio
     from pathlib import Path
 
     from egobs.demo import default_quickstart, demo_config, parse_echo_ports, run_demo
@@ -1169,7 +1192,7 @@ def demo(
         port_offset=port_offset,
         stats_port=stats_port,
     )
-    results = asyncio.run(
+    results = _run_servers(
         run_demo(
             cfg,
             once=once,
@@ -1239,9 +1262,10 @@ def dashboards_generate(out: str | None, docs: str | None, readme: str | None) -
 @click.option("--label-cap", type=int, default=None, help="Distinct route/cluster labels.")
 @click.option("--log-level", default="info", show_default=True)
 def sink(config_file: str | None, log_level: str, **options: Any) -> None:
-    """The gRPC access-log sink: RED metrics, JSON lines and OTLP forwarding from Envoy logs."""
-    import asyncio
+    """The gRPC access-log sink: RED metrics, JSON lines and OTLP forwarding from Envoy logs.
 
+    Exits 1 when the gRPC or metrics port cannot be bound, 2 on a bad config or option.
+    """
     import pydantic
 
     from egobs.resources.loader import LoadError
@@ -1277,7 +1301,7 @@ def sink(config_file: str | None, log_level: str, **options: Any) -> None:
     except pydantic.ValidationError as exc:
         click.echo(f"egobs: invalid sink options: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
-    asyncio.run(run_sink(cfg))
+    _run_servers(run_sink(cfg))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -25,6 +26,8 @@ from envoy.service.accesslog.v3 import als_pb2
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from egobs.xds.server import ListenError, check_listen
 
 from .config import SinkConfig
 from .jsonl import JsonlWriter
@@ -62,6 +65,8 @@ _STREAM_GRACE_S = 1.0
 _GRPC_SERVER_OPTIONS = [
     ("grpc.http2.bdp_probe", 0),
     ("grpc.http2.lookahead_bytes", 2 * 1024 * 1024),
+    # gRPC sets SO_REUSEPORT by default: a second sink on the port would start fine and the
+    # kernel would split the Envoys' streams between the two.
     ("grpc.so_reuseport", 0),
 ]
 
@@ -129,8 +134,23 @@ class Sink:
     async def start(self) -> None:
         cfg = self.config
         limit = cfg.max_message_bytes * _GRPC_LIMIT_FACTOR
+        check_listen("sink", cfg.address, cfg.port)
+        # Both ports are bound before anything starts, the gRPC one last: a gRPC server that
+        # never started keeps its port until the process exits, so nothing may fail after
+        # its bind. One whose bind failed is stopped: left to the garbage collector, such
+        # servers crashed the interpreter (SIGSEGV in gc, seen in tests/security).
+        await self._start_http()
         self._server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", limit), *_GRPC_SERVER_OPTIONS]
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                # HTTP/2 streams one connection may hold open (gRPC's default: no limit).
+                # max_streams bounds them across all connections; one more lets a stream
+                # beyond it reach the sink to be refused and counted rather than wait unseen
+                # in the client (gRPC Python shares one connection among a process's channels;
+                # Envoy opens one per worker, with a stream per access logger).
+                ("grpc.max_concurrent_streams", cfg.max_streams + 1),
+                *_GRPC_SERVER_OPTIONS,
+            ]
         )
         self._server.add_generic_rpc_handlers(
             (
@@ -162,14 +182,21 @@ class Sink:
                 ),
             )
         )
-        self.grpc_port = self._server.add_insecure_port(f"{_host(cfg.address)}:{cfg.port}")
+        try:
+            self.grpc_port = self._server.add_insecure_port(f"{_host(cfg.address)}:{cfg.port}")
+        except RuntimeError:
+            self.grpc_port = 0
         if self.grpc_port == 0:
-            raise OSError(f"cannot bind the sink's gRPC port {cfg.address}:{cfg.port}")
+            await self._server.stop(None)
+            assert self._http is not None
+            await self._http.cleanup()
+            self._http = None
+            # check_listen passed, so the port was taken since (the other causes fail there).
+            raise ListenError("sink", cfg.address, cfg.port, code=errno.EADDRINUSE)
         self.pipeline.start()
         if self._forwarder is not None:
             await self._forwarder.start()
         await self._server.start()
-        await self._start_http()
         self._ready = True
         log.info(
             "egobs sink: gRPC on %s:%d, metrics on %s:%d",
@@ -186,8 +213,14 @@ class Sink:
         app.router.add_get("/readyz", self._ready_handler)
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
-        site = web.TCPSite(self._http, self.config.metrics.address, self.config.metrics.port)
-        await site.start()
+        address, port = self.config.metrics.address, self.config.metrics.port
+        site = web.TCPSite(self._http, address, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._http.cleanup()
+            self._http = None
+            raise ListenError.from_os_error("sink metrics", address, port, exc) from None
         self.metrics_port = int(self._http.addresses[0][1])
 
     async def stop(self) -> None:
