@@ -148,18 +148,18 @@ def _envoy(proxy: Mapping[str, Any]) -> EnvoyAdmin:
             f"Gateway {gateway} has no Envoy run by egobs (infra.type External?): read your "
             "Envoy's own admin /config_dump and /stats"
         )
-    if infra.get("state") != "running" or not infra.get("admin_port"):
+    if infra.get("state") != "running" or not infra.get("adminPort"):
         raise NoEnvoy(
             f"the Envoy of Gateway {gateway} is {infra.get('state')}, not running; see "
             "`egobs status gateway`"
         )
-    host = infra.get("admin_host") or "127.0.0.1"
+    host = infra.get("adminHost") or "127.0.0.1"
     host = f"[{host}]" if ":" in host else host
     return EnvoyAdmin(
         gateway=gateway,
-        node=infra.get("node_id") or gateway,
-        address=f"{host}:{infra['admin_port']}",
-        log_path=infra.get("log_path"),
+        node=infra.get("nodeId") or gateway,
+        address=f"{host}:{infra['adminPort']}",
+        log_path=infra.get("logPath"),
     )
 
 

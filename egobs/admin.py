@@ -216,10 +216,21 @@ def _short(type_url: str) -> str:
 
 
 def _infra_state(view: AdminView, name: str) -> dict[str, Any] | None:
+    """A proxy's infra state in the documents' style: camelCase keys, RFC 3339 times."""
     state = view.infra_status().get(name)
     if state is None:
         return None
-    return {k: _jsonable(v) for k, v in dataclasses.asdict(state).items()}
+    out: dict[str, Any] = {}
+    for key, value in dataclasses.asdict(state).items():
+        if key == "started_at":
+            value = _rfc3339(value)
+        out[_camel(key)] = _jsonable(value)
+    return out
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def _jsonable(v: Any) -> Any:

@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,22 @@ def test_status_of_one_gateway_as_json(serve: Serve) -> None:
     assert programmed["status"] == "True"
     ((proxy),) = doc["proxies"]
     assert proxy["name"] == "default/eg" and proxy["infra"]["state"] == "running"
+    # One key style (Kubernetes camelCase) and RFC 3339 times, in every part of the document.
+    keys: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            keys.update(value)
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(doc)
+    assert not [k for k in keys if "_" in k], sorted(keys)
+    started = proxy["infra"]["startedAt"]
+    assert datetime.fromisoformat(started.replace("Z", "+00:00")).tzinfo is not None
 
 
 def test_status_of_proxies_shows_versions_acks_and_envoy_admin(serve: Serve) -> None:

@@ -279,14 +279,14 @@ def test_gateway_refs_and_envoys_from_a_status_document() -> None:
                 "name": "default/eg",
                 "infra": {
                     "state": "running",
-                    "node_id": "default/eg/3",
-                    "admin_host": "127.0.0.1",
-                    "admin_port": 41000,
-                    "log_path": "/run/eg.log",
+                    "nodeId": "default/eg/3",
+                    "adminHost": "127.0.0.1",
+                    "adminPort": 41000,
+                    "logPath": "/run/eg.log",
                 },
             },
             {"name": "default/ext"},
-            {"name": "default/down", "infra": {"state": "backoff", "admin_port": None}},
+            {"name": "default/down", "infra": {"state": "backoff", "adminPort": None}},
         ]
     }
     (envoy,) = host_envoys(status, "default/eg")

@@ -197,7 +197,7 @@ class Stack:
 
     def envoy_admin(self) -> str:
         infra = self.proxy()["infra"]
-        return f"http://{infra['admin_host']}:{infra['admin_port']}"
+        return f"http://{infra['adminHost']}:{infra['adminPort']}"
 
     def envoy_config(self) -> str:
         """The listeners the running Envoy serves new connections with (the active state of
