@@ -344,6 +344,7 @@ def collect(admin_url: str, status: Mapping[str, Any]) -> Bundle:
     bundle.add_url("controlplane/debug-syncz.json", admin_url + "/debug/syncz")
     bundle.add_url("controlplane/debug-config-dump.json", admin_url + "/debug/config_dump")
     bundle.add_url("controlplane/metrics.txt", admin_url + "/metrics")
+    bundle.add_url("controlplane/recent.log", admin_url + "/debug/logs")
     envoys, skipped = every_host_envoy(status)
     bundle.notes.extend(skipped)
     for envoy in envoys:

@@ -11,6 +11,8 @@
   host infra) — like ``istioctl proxy-status``; what ``egobs status --proxies`` reads.
 * ``/debug/config_dump``: the current xDS resources per Gateway, secrets redacted
   (``?gateway=<ns>/<name>`` for one).
+* ``/debug/logs``: the control plane's last log records (JSON lines), what ``egobs
+  collect`` bundles.
 
 aiohttp serves it from the control plane's own event loop, so handlers read live state
 without locks.
@@ -79,6 +81,10 @@ class AdminView(Protocol):
     def snapshot(self, node_cluster: str) -> Snapshot | None: ...
 
     def infra_status(self) -> Mapping[str, InfraStatus]: ...
+
+    def recent_logs(self) -> Sequence[str]:
+        """The control plane's last log records, JSON lines, oldest first."""
+        ...
 
 
 def _url_host(address: str) -> str:
@@ -302,6 +308,9 @@ async def start(view: AdminView, *, address: str = "127.0.0.1", port: int = 0) -
         names = [wanted] if wanted is not None else sorted(sets)
         return web.json_response({name: config_dump(sets[name]) for name in names})
 
+    async def debug_logs(_: web.Request) -> web.Response:
+        return web.Response(text="".join(line + "\n" for line in view.recent_logs()))
+
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -312,6 +321,7 @@ async def start(view: AdminView, *, address: str = "127.0.0.1", port: int = 0) -
     app.router.add_get("/debug/status", debug_status)
     app.router.add_get("/debug/syncz", debug_syncz)
     app.router.add_get("/debug/config_dump", debug_config_dump)
+    app.router.add_get("/debug/logs", debug_logs)
     app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app, access_log=None, logger=_http_log)
     await runner.setup()

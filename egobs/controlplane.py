@@ -34,6 +34,7 @@ from egobs.provider import (
 from egobs.resources import ResourceError, Resources
 from egobs.store import Change, Store
 from egobs.telemetry.core import Telemetry
+from egobs.telemetry.logging import RECENT
 from egobs.telemetry.tracing import setup_tracing
 from egobs.xds.rejections import Rejection, RejectionTracker
 from egobs.xds.resources import ResourceSet
@@ -418,3 +419,6 @@ class _AdminView:
     def infra_status(self) -> Mapping[str, InfraStatus]:
         infra = self._cp.infra
         return infra.status() if infra is not None else {}
+
+    def recent_logs(self) -> Sequence[str]:
+        return RECENT.lines()

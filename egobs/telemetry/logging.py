@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from opentelemetry import trace
 
-__all__ = ["ConsoleFormatter", "JsonFormatter", "setup_logging"]
+__all__ = ["RECENT", "ConsoleFormatter", "JsonFormatter", "RecentLogs", "setup_logging"]
 
 _LEVELS = {
     "trace": logging.DEBUG,
@@ -80,6 +81,30 @@ def level_of(name: str) -> int:
         raise ValueError(f"unknown log level {name!r}") from None
 
 
+class RecentLogs(logging.Handler):
+    """The last ``capacity`` log records as JSON lines, in memory: what ``/debug/logs``
+    serves and ``egobs collect`` puts in a support bundle, whatever the process's own log
+    output is (a terminal, a file, journald)."""
+
+    def __init__(self, capacity: int = 2000) -> None:
+        super().__init__()
+        self._lines: deque[str] = deque(maxlen=capacity)
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+        except Exception:  # a record that cannot be formatted must not break logging
+            self.handleError(record)
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+
+RECENT = RecentLogs()
+"""The process's recent-log ring; :func:`setup_logging` attaches it to the root logger."""
+
+
 def setup_logging(
     *,
     fmt: str = "json",
@@ -94,6 +119,7 @@ def setup_logging(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    root.addHandler(RECENT)
     root.setLevel(level_of(level))
     for name, comp_level in (components or {}).items():
         logging.getLogger(name).setLevel(level_of(comp_level))

@@ -226,6 +226,7 @@ def test_collect_archive_has_everything_and_no_private_key(serve: Serve, tmp_pat
         "controlplane/debug-syncz.json",
         "controlplane/debug-config-dump.json",
         "controlplane/metrics.txt",
+        "controlplane/recent.log",
         f"proxies/{node}/config_dump.json",
         f"proxies/{node}/stats.txt",
         f"proxies/{node}/server_info.json",
@@ -235,6 +236,8 @@ def test_collect_archive_has_everything_and_no_private_key(serve: Serve, tmp_pat
     assert manifest["errors"] == [] and manifest["notes"] == []
     assert manifest["admin"]["source"] == "--admin"
     assert "egobs_" in members["controlplane/metrics.txt"]
+    logs = [json.loads(line) for line in members["controlplane/recent.log"].splitlines()]
+    assert any(r["logger"].startswith("egobs.") for r in logs), logs[:5]
     assert json.loads(members[f"proxies/{node}/server_info.json"])["state"] == "LIVE"
     dump = json.loads(members[f"proxies/{node}/config_dump.json"])
     assert config_section(dump, "endpoint"), "endpoints are included"
