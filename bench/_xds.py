@@ -9,6 +9,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,36 @@ def pct(values: list[float], q: float) -> float:
     # Nearest rank: with 20 samples p99 is the slowest, which is what a p99 target means.
     k = max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 100)) - 1))
     return ordered[k]
+
+
+def write_route_files(root: Path, routes: int, *, edited: int | None, per_file: int = 100) -> None:
+    """HTTPRoutes ``0..routes-1`` in files of ``per_file`` (how teams tend to group them),
+    all but ``edited``, which a bench writes to a file of its own."""
+    from _input import route_doc
+
+    others = [r for r in range(routes) if r != edited]
+    for start in range(0, len(others), per_file):
+        chunk = others[start : start + per_file]
+        text = "\n---\n".join(route_doc(r) for r in chunk) + "\n"
+        (root / f"routes-{start // per_file:04d}.yaml").write_text(text)
+
+
+@contextlib.asynccontextmanager
+async def converged_plane(
+    config: Config, counter: PushCounter, node_cluster: str, *, timeout: float, started: float
+) -> AsyncIterator[ControlPlane]:
+    """A started control plane whose Envoy has ACKed the whole configuration and gone
+    idle; stopped on exit."""
+    cp = ControlPlane(config, xds_observers=[counter])
+    try:
+        await cp.start()
+        await poll(lambda: converged(cp, node_cluster), timeout, "Envoy to ACK the config")
+        print(
+            f"initial: loaded, translated and ACKed by Envoy in "
+            f"{time.perf_counter() - started:.1f} s ({counter.resources} resources pushed)"
+        )
+        quiet = await settle(timeout=10.0)
+        print(f"settled: Envoy idle after {quiet:.1f} s")
+        yield cp
+    finally:
+        await cp.stop()

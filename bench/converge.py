@@ -36,12 +36,13 @@ from _proc import free_port
 from _xds import (
     PushCounter,
     converged,
+    converged_plane,
     host_config,
     pct,
     poll,
-    settle,
     type_status,
     write_atomically,
+    write_route_files,
 )
 
 from egobs.controlplane import ControlPlane
@@ -58,11 +59,7 @@ CHANGED_ROUTE = 0
 def write_input(root: Path, routes: int) -> Path:
     """Write the input files; returns the path of the file holding the edited route."""
     (root / "base.yaml").write_text("\n---\n".join(base_docs()) + "\n")
-    others = [r for r in range(routes) if r != CHANGED_ROUTE]
-    for start in range(0, len(others), ROUTES_PER_FILE):
-        chunk = others[start : start + ROUTES_PER_FILE]
-        text = "\n---\n".join(route_doc(r) for r in chunk) + "\n"
-        (root / f"routes-{start // ROUTES_PER_FILE:04d}.yaml").write_text(text)
+    write_route_files(root, routes, edited=CHANGED_ROUTE, per_file=ROUTES_PER_FILE)
     changed = root / "route-changed.yaml"
     changed.write_text(route_doc(CHANGED_ROUTE) + "\n")
     return changed
@@ -78,25 +75,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         changed = write_input(root, args.routes)
         print(f"input: {args.routes} HTTPRoutes in {len(list(root.glob('*.yaml')))} files")
-        listen_port = free_port()
-        config = host_config(root, Path(tmp) / "run", listen_port, args.debounce_ms)
+        config = host_config(root, Path(tmp) / "run", free_port(), args.debounce_ms)
         counter = PushCounter()
-        cp = ControlPlane(config, xds_observers=[counter])
-        try:
-            await cp.start()
-            await poll(
-                lambda: converged(cp, NODE_CLUSTER), args.timeout, "Envoy to ACK the initial config"
-            )
-            print(
-                f"initial: loaded, translated and ACKed by Envoy in "
-                f"{time.perf_counter() - t0:.1f} s ({counter.resources} resources pushed)"
-            )
-            quiet = await settle(timeout=10.0)
-            print(f"settled: Envoy idle after {quiet:.1f} s")
+        async with converged_plane(
+            config, counter, NODE_CLUSTER, timeout=args.timeout, started=t0
+        ) as cp:
             await asyncio.sleep(args.pause)
             return await _changes(cp, counter, changed, args)
-        finally:
-            await cp.stop()
 
 
 async def _changes(

@@ -35,17 +35,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _input import base_docs, route_doc, slice_doc  # bench/ is on sys.path as a script
+from _input import base_docs, slice_doc  # bench/ is on sys.path as a script
 from _proc import free_port
 from _xds import (
     PushCounter,
     converged,
+    converged_plane,
     host_config,
     pct,
     poll,
-    settle,
     type_status,
     write_atomically,
+    write_route_files,
 )
 
 from egobs.controlplane import ControlPlane
@@ -59,10 +60,7 @@ def write_input(root: Path, routes: int, services: int) -> list[Path]:
     """Write the input files; returns the slice files that get edited, by Service."""
     edited = frozenset(range(services))
     (root / "base.yaml").write_text("\n---\n".join(base_docs(separate_slices=edited)) + "\n")
-    for start in range(0, routes, ROUTES_PER_FILE):
-        chunk = range(start, min(routes, start + ROUTES_PER_FILE))
-        text = "\n---\n".join(route_doc(r) for r in chunk) + "\n"
-        (root / f"routes-{start // ROUTES_PER_FILE:04d}.yaml").write_text(text)
+    write_route_files(root, routes, edited=None, per_file=ROUTES_PER_FILE)
     files = []
     for s in sorted(edited):
         path = root / f"slice-svc-{s}.yaml"
@@ -80,20 +78,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"input: {args.routes} HTTPRoutes in {len(list(root.glob('*.yaml')))} files")
         config = host_config(root, Path(tmp) / "run", free_port(), args.debounce_ms)
         counter = PushCounter()
-        cp = ControlPlane(config, xds_observers=[counter])
-        try:
-            await cp.start()
-            await poll(lambda: converged(cp, NODE_CLUSTER), args.timeout, "Envoy to ACK the config")
-            print(
-                f"initial: loaded, translated and ACKed by Envoy in "
-                f"{time.perf_counter() - t0:.1f} s ({counter.resources} resources pushed)"
-            )
-            quiet = await settle(timeout=10.0)
-            print(f"settled: Envoy idle after {quiet:.1f} s")
+        async with converged_plane(
+            config, counter, NODE_CLUSTER, timeout=args.timeout, started=t0
+        ) as cp:
             await asyncio.sleep(args.pause)
             return await _changes(cp, counter, files, args)
-        finally:
-            await cp.stop()
 
 
 async def _changes(

@@ -34,7 +34,7 @@ from typing import Any
 
 from _input import base_docs, route_doc  # bench/ is on sys.path when run as a script
 from _proc import cpu_seconds, free_port
-from _xds import host_config, pct, poll, write_atomically
+from _xds import host_config, pct, poll, write_atomically, write_route_files
 
 from egobs.controlplane import ControlPlane
 from egobs.xds.resources import ROUTE_TYPE, TYPE_URLS
@@ -106,11 +106,7 @@ async def _clients(target: str, count: int, ready: Any, stop: Any) -> None:
 
 def write_input(root: Path, routes: int) -> Path:
     (root / "base.yaml").write_text("\n---\n".join(base_docs()) + "\n")
-    others = [r for r in range(routes) if r != CHANGED_ROUTE]
-    for start in range(0, len(others), ROUTES_PER_FILE):
-        chunk = others[start : start + ROUTES_PER_FILE]
-        text = "\n---\n".join(route_doc(r) for r in chunk) + "\n"
-        (root / f"routes-{start // ROUTES_PER_FILE:04d}.yaml").write_text(text)
+    write_route_files(root, routes, edited=CHANGED_ROUTE, per_file=ROUTES_PER_FILE)
     changed = root / "route-changed.yaml"
     changed.write_text(route_doc(CHANGED_ROUTE) + "\n")
     return changed

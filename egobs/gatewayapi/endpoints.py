@@ -201,13 +201,7 @@ class EndpointTable:
                 updates[cluster] = endpoints
         self._slice_list = list(slices)
         self._slices = grouped
-        changed = set()
-        for cluster, endpoints in updates.items():
-            before = self._rows.get(cluster)
-            self._set(cluster, endpoints)
-            if self._rows[cluster] is not before:
-                changed.add(cluster)
-        return frozenset(changed)
+        return self._apply(updates)
 
     def update_backends(
         self, backends: Mapping[BackendKey, tuple[ir.AddressType, tuple[ir.Endpoint, ...]]]
@@ -223,6 +217,10 @@ class EndpointTable:
                 if self._backend_sources[cluster].address_type is not address_type:
                     return None
                 updates[cluster] = endpoints
+        return self._apply(updates)
+
+    def _apply(self, updates: Mapping[str, tuple[ir.Endpoint, ...]]) -> frozenset[str]:
+        """Set new endpoints of clusters; the clusters whose rows changed."""
         changed = set()
         for cluster, endpoints in updates.items():
             before = self._rows.get(cluster)
