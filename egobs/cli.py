@@ -1134,7 +1134,7 @@ def echo(name: str, port: int, host: str) -> None:
     type=int,
     default=29001,
     show_default=True,
-    help="Where Envoy's Prometheus stats listener (19001) binds.",
+    help="Where Envoy's Prometheus stats listener (19001) binds (0: a free port).",
 )
 @click.option(
     "--echo-ports",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import tempfile
 import time
 import urllib.error
@@ -192,7 +193,10 @@ def demo_config(
     stats_port: int = DEFAULT_STATS_PORT + 10000,
 ) -> Config:
     """The demo's config; Envoy's stats listener (19001) is mapped to ``stats_port``
-    explicitly, so any ``port_offset`` works."""
+    explicitly, so any ``port_offset`` works. ``stats_port`` 0 picks a port free now (Envoy
+    binds it a moment later; the demo prints where)."""
+    if stats_port == 0:
+        stats_port = _free_port()
     cfg = Config()
     cfg.provider.file.paths = paths
     cfg.xds.port = xds_port
@@ -336,3 +340,9 @@ def _envoy_admins(cp: Any) -> dict[str, str]:
         for name, st in cp.infra.status().items()
         if st.admin_address is not None
     }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,13 @@ def test_access_log_starts_fresh_and_keeps_the_previous_run(tmp_path: Path) -> N
     log.write_text("run 2\n")
     start_access_log(log)
     assert log.read_text() == "" and log.with_name("access.jsonl.1").read_text() == "run 2\n"
+
+
+def test_stats_port_zero_picks_a_free_port() -> None:
+    from egobs.demo import DEFAULT_STATS_PORT, demo_config
+
+    cfg = demo_config(paths=["examples/quickstart"], stats_port=0)
+    port = cfg.infra.host.port_map[DEFAULT_STATS_PORT]
+    assert 1024 <= port <= 65535
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # free, as promised
