@@ -623,7 +623,9 @@ class Proxy:
 def to_data(value: object) -> object:
     """Plain data (dicts, lists, scalars) for printing an IR value.
 
-    Fields at their default are left out to keep dumps readable; private keys are redacted.
+    Keys are the fields' names in camelCase, as in every other document egobs prints
+    (statuses, xDS JSON). Fields at their default are left out to keep dumps readable;
+    private keys are redacted.
     """
     import dataclasses
 
@@ -631,16 +633,22 @@ def to_data(value: object) -> object:
         out: dict[str, object] = {}
         for f in dataclasses.fields(value):
             v = getattr(value, f.name)
+            key = _camel(f.name)
             if f.name == "key_pem":
-                out[f.name] = "[redacted]"
+                out[key] = "[redacted]"
                 continue
             default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
             if v is None or v == () or (default is not dataclasses.MISSING and v == default):
                 continue
-            out[f.name] = to_data(v)
+            out[key] = to_data(v)
         return out
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):
         return [to_data(v) for v in value]
     return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
