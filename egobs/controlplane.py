@@ -130,6 +130,7 @@ class ControlPlane:
         )
         self._translators: dict[str, Translator] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
         # Set when self.proxies changed and infra has not applied them yet (see _infra_loop).
         self._infra_wanted = asyncio.Event()
         self.xds: XdsServer | None = None
@@ -317,6 +318,15 @@ class ControlPlane:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Start every stage; if one cannot start (a port in use, say), what did start is
+        stopped before the error propagates."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         from egobs import admin
         from egobs.xds.server import serve
 
@@ -360,6 +370,10 @@ class ControlPlane:
         self.telemetry.record_build_info(envoy_version=version)
 
     async def stop(self) -> None:
+        """Stop everything :meth:`start` started; a second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self.provider.stop()
         for task in self._tasks:
             task.cancel()

@@ -128,11 +128,11 @@ _REMOVED = "\0removed"
 # exceed gRPC's 4 MiB default and would kill the stream (which Envoy retries forever).
 _MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 # HTTP/2 streams one connection may hold open (gRPC's default: no limit). An Envoy opens one
-# ADS stream on its own connection, but gRPC Python shares one connection among a process's
-# channels to the same target, so bench/fanout.py's up to 5,000 simulated proxies are
-# streams of one connection; streams beyond the limit wait, unserved. 8192 keeps that
-# working and still bounds what one connection can make the server hold.
-_MAX_CONCURRENT_STREAMS = 8192
+# ADS stream on a connection of its own (bench/fanout.py's clients too), so this only bounds
+# what one client can make the server hold; streams beyond it wait, unserved. (gRPC Python
+# clients share one connection among channels to one target unless told otherwise, which is
+# why the bench sets grpc.use_local_subchannel_pool.)
+_MAX_CONCURRENT_STREAMS = 1024
 
 
 # --------------------------------------------------------------------------- status
