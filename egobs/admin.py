@@ -33,12 +33,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from egobs import ir
 from egobs.infra.binding import HostBinding
 from egobs.infra.host import ProxyStatus as InfraStatus
+from egobs.listen import ListenError
 from egobs.resources import ResourceError
 from egobs.telemetry.metrics import REGISTRY
 from egobs.xds.dump import config_dump
 from egobs.xds.rejections import Rejection
 from egobs.xds.resources import ResourceSet
-from egobs.xds.server import ListenError, ProxyStatus, TypeStatus
+from egobs.xds.server import ProxyStatus, TypeStatus
 from egobs.xds.snapshot import Snapshot
 
 __all__ = ["AdminServer", "AdminView", "start", "status_document", "syncz_document"]

@@ -508,7 +508,7 @@ def _run_servers(main: Coroutine[Any, Any, _T]) -> _T:
     naming it, its address and port (no traceback), and exit status 1."""
     import asyncio
 
-    from egobs.xds.server import ListenError
+    from egobs.listen import ListenError
 
     try:
         return asyncio.run(main)
@@ -1106,10 +1106,17 @@ def collect(output: str | None, admin: str | None, config_file: str | None) -> N
 @click.option("--port", type=int, required=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def echo(name: str, port: int, host: str) -> None:
-    """A small HTTP echo backend: replies with JSON naming itself, the path, host and headers."""
-    from egobs.echo import run_echo
+    """A small HTTP echo backend: replies with JSON naming itself, the path, host and headers.
 
-    run_echo(name=name, host=host, port=port)
+    Exits 1 when its port cannot be bound."""
+    from egobs.echo import run_echo
+    from egobs.listen import ListenError
+
+    try:
+        run_echo(name=name, host=host, port=port)
+    except ListenError as exc:
+        click.echo(f"egobs: {exc}", err=True)
+        sys.exit(EXIT_LISTEN_ERROR)
 
 
 @main.command()

@@ -221,7 +221,7 @@ async def run_demo(
     import signal
 
     from egobs.controlplane import ControlPlane
-    from egobs.echo import start_echo_in_thread
+    from egobs.echo import EchoServer, start_echo_in_thread
     from egobs.sink import Sink, SinkConfig
 
     access_log = access_log or Path(tempfile.gettempdir()) / "egobs-demo" / "access.jsonl"
@@ -239,10 +239,15 @@ async def run_demo(
     # The proxies stream their access logs to the port the sink really got.
     cfg.proxy_telemetry.access_log_sink = AccessLogSinkConfig(port=sink.grpc_port)
 
-    echoes = [
-        start_echo_in_thread(name="echo-a", port=echo_ports[0]),
-        start_echo_in_thread(name="echo-b", port=echo_ports[1]),
-    ]
+    echoes: list[EchoServer] = []
+    try:
+        for name, echo_port in zip(("echo-a", "echo-b"), echo_ports, strict=True):
+            echoes.append(start_echo_in_thread(name=name, port=echo_port))
+    except BaseException:  # a port in use: what started stops, the error goes up
+        for e in echoes:
+            e.stop()
+        await sink.stop()
+        raise
     bound = (echoes[0].port, echoes[1].port)
     print(f"Echo backends: echo-a on 127.0.0.1:{bound[0]}, echo-b on 127.0.0.1:{bound[1]}")
     cp: ControlPlane | None = None

@@ -23,6 +23,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from egobs.listen import ListenError
+
 __all__ = ["EchoServer", "run_echo", "start_echo_in_thread"]
 
 log = logging.getLogger(__name__)
@@ -172,12 +174,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
 
+def _bind(host: str, port: int, name: str) -> _Server:
+    """The echo server bound to ``host:port``; :class:`ListenError` when it cannot be."""
+    try:
+        return _Server((host, port), name)
+    except OSError as exc:
+        raise ListenError.from_os_error(f"echo {name}", host, port, exc) from None
+
+
 class EchoServer:
     """An echo backend serving on a background thread; stop it with :meth:`stop`."""
 
     def __init__(self, *, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.name = name
-        self._server = _Server((host, port), name)
+        self._server = _bind(host, port, name)
         self.host = host
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -215,7 +225,7 @@ def start_echo_in_thread(*, name: str, host: str = "127.0.0.1", port: int = 0) -
 
 def run_echo(*, name: str, host: str = "127.0.0.1", port: int) -> None:
     """Serve an echo backend in the calling thread until interrupted."""
-    with _Server((host, port), name) as server:
+    with _bind(host, port, name) as server:
         log.info("echo backend %r listening on %s:%d", name, host, server.server_address[1])
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()

@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from egobs.xds.server import ListenError, check_listen
+from egobs.listen import ListenError, check_listen
 
 from .config import SinkConfig
 from .jsonl import JsonlWriter

@@ -64,8 +64,6 @@ import asyncio
 import errno
 import itertools
 import logging
-import os
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +72,7 @@ from typing import Final, Protocol, TypeAlias
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from egobs.listen import ListenError, check_listen, host_literal
 from egobs.xds.resources import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -86,14 +85,12 @@ from egobs.xds.snapshot import Packed, Snapshot, SnapshotCache, combined_version
 __all__ = [
     "NACK_MESSAGE_LIMIT",
     "FanOutObserver",
-    "ListenError",
     "NullObserver",
     "ProxyRegistry",
     "ProxyStatus",
     "TypeStatus",
     "XdsObserver",
     "XdsServer",
-    "check_listen",
     "serve",
 ]
 
@@ -811,68 +808,6 @@ async def _read(
     queue.put_nowait(_EOF)
 
 
-class ListenError(OSError):
-    """A server cannot listen on its address and port: the port is taken (by another egobs,
-    say), the address is not this host's, or the port is privileged.
-
-    ``str()`` is one line naming the server, the address and the port, which is what the
-    command line prints: ``xds: cannot listen on 127.0.0.1:18000: address already in use``.
-    """
-
-    def __init__(
-        self, server: str, address: str, port: int, *, code: int, reason: str | None = None
-    ) -> None:
-        reason = (reason or os.strerror(code)).lower()
-        super().__init__(code, f"{server}: cannot listen on {_host(address)}:{port}: {reason}")
-        self.server = server
-        self.address = address
-        self.port = port
-
-    def __str__(self) -> str:
-        return str(self.strerror)
-
-    @classmethod
-    def from_os_error(cls, server: str, address: str, port: int, exc: OSError) -> ListenError:
-        if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
-            # A name that does not resolve: errno is an EAI_* code, strerror says it.
-            return cls(server, address, port, code=errno.EADDRNOTAVAIL, reason=exc.strerror)
-        return cls(server, address, port, code=exc.errno)
-
-
-def check_listen(server: str, address: str, port: int) -> None:
-    """Raise :class:`ListenError` unless ``address:port`` can be bound right now.
-
-    For gRPC servers, before ``add_insecure_port``: gRPC reports a failed bind as a bare
-    RuntimeError without the reason, after logging its own error line on stderr, so the
-    common cases are caught here with their reason. A port in use on any address the name
-    resolves to fails (a second control plane must never share the port); other errors
-    only when no address can be bound, as gRPC does. Port 0 always succeeds.
-    """
-    if port == 0:
-        return
-    try:
-        found = socket.getaddrinfo(
-            address.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except socket.gaierror as exc:
-        raise ListenError.from_os_error(server, address, port, exc) from None
-    first: OSError | None = None
-    for family, kind, proto, _, sockaddr in found:
-        try:
-            with socket.socket(family, kind, proto) as probe:
-                # As gRPC and aiohttp do: a port whose old connections linger in TIME_WAIT
-                # is free, one with a listener (or another bound socket) is not.
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                probe.bind(sockaddr)
-            return
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ListenError.from_os_error(server, address, port, exc) from None
-            first = first or exc
-    if first is not None:
-        raise ListenError.from_os_error(server, address, port, first) from None
-
-
 class XdsServer:
     """A running ADS server; see :func:`serve`."""
 
@@ -913,7 +848,7 @@ async def serve(
     registry = ProxyRegistry()
     servicer = _AdsServicer(cache, registry, observer or NullObserver())
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(servicer, server)
-    host = _host(address)
+    host = host_literal(address)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
@@ -926,10 +861,6 @@ async def serve(
     await server.start()
     log.info("xDS server listening on %s:%d", host, bound)
     return XdsServer(server, bound, registry)
-
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
 def _call(hook: object, *args: object) -> None:

@@ -26,8 +26,9 @@ import yaml
 from testkit import unused_port, wait_until
 
 from egobs import admin
+from egobs.listen import ListenError, check_listen
 from egobs.sink import Sink, SinkConfig
-from egobs.xds.server import ListenError, check_listen, serve
+from egobs.xds.server import serve
 from egobs.xds.snapshot import SnapshotCache
 
 # Generous: the command fails before it serves anything, within a second or two.
@@ -167,7 +168,7 @@ def test_sink_refusing_its_metrics_port_leaves_nothing_bound(held: socket.socket
 _SINK_SHARED_PORT = """
 import asyncio
 from egobs.sink import Sink, SinkConfig, server
-from egobs.xds.server import ListenError, check_listen
+from egobs.listen import ListenError, check_listen
 from testkit import unused_port, wait_until
 
 server.check_listen = lambda *args: None  # gRPC's own bind must refuse
@@ -373,3 +374,28 @@ def test_admin_refuses_a_held_port(held: socket.socket) -> None:
     with pytest.raises(ListenError) as failed:
         asyncio.run(main())
     assert str(failed.value) == _in_use(port, "admin")
+
+
+@pytest.mark.parametrize("command", ["echo", "demo"])
+def test_an_echo_port_in_use_is_one_line(command: str) -> None:
+    """`egobs echo` and the demo's echo backends report a taken port like every server."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        if command == "echo":
+            args = ["echo", "--name", "a", "--port", str(port)]
+        else:
+            args = ["demo", "--once", "--echo-ports", f"{port},0", "--xds-port", "0"]
+            args += ["--admin-port", "0", "--sink-port", "0", "--sink-metrics-port", "0"]
+            args += ["--stats-port", "0"]
+        proc = subprocess.run(
+            [sys.executable, "-m", "egobs.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    name = "a" if command == "echo" else "echo-a"
+    assert f"echo {name}: cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr
