@@ -163,10 +163,11 @@ def _envoy(proxy: Mapping[str, Any]) -> EnvoyAdmin:
     )
 
 
-def fetch(url: str, *, timeout: float = 10.0) -> bytes:
+def fetch(url: str, *, timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> bytes:
     """The body of GET ``url``; :class:`FetchError` naming the URL otherwise."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        request = urllib.request.Request(url, headers=dict(headers or {}))
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             body: bytes = resp.read()
             return body
     except urllib.error.HTTPError as exc:
@@ -336,10 +337,17 @@ class Bundle:
                 tar.addfile(info, io.BytesIO(body))
 
 
-def collect(admin_url: str, status: Mapping[str, Any]) -> Bundle:
+def collect(
+    admin_url: str, status: Mapping[str, Any], *, headers: Mapping[str, str] | None = None
+) -> Bundle:
     """The control plane's debug documents and metrics, and every Envoy it runs (from
-    ``status``, its ``/debug/status`` already read), into a new :class:`Bundle`."""
-    bundle = Bundle()
+    ``status``, its ``/debug/status`` already read), into a new :class:`Bundle`.
+    ``headers`` (the admin token) go to the control plane only, never to an Envoy."""
+
+    def fetcher(url: str) -> bytes:
+        return fetch(url, headers=headers if url.startswith(admin_url + "/") else None)
+
+    bundle = Bundle(fetcher=fetcher)
     bundle.add_json("controlplane/debug-status.json", status)
     bundle.add_url("controlplane/debug-syncz.json", admin_url + "/debug/syncz")
     bundle.add_url("controlplane/debug-config-dump.json", admin_url + "/debug/config_dump")

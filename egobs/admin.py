@@ -21,6 +21,7 @@ without locks.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -283,9 +284,32 @@ class AdminServer:
         await self.runner.cleanup()
 
 
-async def start(view: AdminView, *, address: str = "127.0.0.1", port: int = 0) -> AdminServer:
+def _bearer_for_debug(token: str) -> Any:
+    """Middleware: ``/debug/*`` answers 401 unless the request carries ``token``."""
+    want = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/debug/"):
+            got = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(got, want):
+                return web.Response(
+                    status=401,
+                    text="a bearer token is required (admin.tokenFile)\n",
+                    headers={"WWW-Authenticate": 'Bearer realm="egobs"'},
+                )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return check
+
+
+async def start(
+    view: AdminView, *, address: str = "127.0.0.1", port: int = 0, token: str | None = None
+) -> AdminServer:
     """Serve ``view`` on ``address:port`` (0: a free port, see ``.port``); raises
-    :class:`~egobs.xds.server.ListenError` when the port cannot be bound."""
+    :class:`~egobs.listen.ListenError` when the port cannot be bound. With ``token``,
+    ``/debug/*`` require ``Authorization: Bearer <token>``."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -316,7 +340,7 @@ async def start(view: AdminView, *, address: str = "127.0.0.1", port: int = 0) -
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application()
+    app = web.Application(middlewares=[_bearer_for_debug(token)] if token else [])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/debug/status", debug_status)

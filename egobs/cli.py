@@ -9,7 +9,7 @@ import sys
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import yaml
@@ -573,6 +573,13 @@ def serve(
     setup_logging(
         fmt=logging_cfg.format, level=logging_cfg.level, components=logging_cfg.components
     )
+    from egobs.config import admin_token
+
+    try:
+        admin_token(cfg)  # a missing or empty token file: one line now, not at start-up
+    except ValueError as exc:
+        click.echo(f"egobs: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
     cp = ControlPlane(cfg)
 
     async def announce(cp: Any) -> bool:
@@ -589,6 +596,7 @@ def serve(
 # --------------------------------------------------------------------------- the admin address
 
 ADMIN_ENV = "EGOBS_ADMIN"
+ADMIN_TOKEN_ENV = "EGOBS_ADMIN_TOKEN"
 DEFAULT_ADMIN = "127.0.0.1:19000"
 EXIT_UNREACHABLE = 1
 _ADMIN_HINT = (
@@ -602,6 +610,11 @@ class AdminTarget:
 
     url: str  # scheme://host:port, no trailing slash
     source: str  # "--admin", "-c egobs.yaml", "EGOBS_ADMIN" or "default"
+    # The bearer token /debug/* may require: $EGOBS_ADMIN_TOKEN, else -c's admin.tokenFile.
+    token: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
 def parse_admin_address(value: str) -> str:
@@ -641,11 +654,16 @@ def resolve_admin(
     """The admin server to talk to: ``--admin``, else ``-c``'s ``admin.address``/``port``,
     else ``$EGOBS_ADMIN``, else 127.0.0.1:19000. Raises ValueError when the chosen one is not
     a usable address; exits 2 when the config file cannot be loaded."""
+    from egobs.config import admin_token
+
     env = os.environ if env is None else env
+    token = env.get(ADMIN_TOKEN_ENV) or None
+    cfg = _load_config(config_file) if config_file else None
+    if token is None and cfg is not None:
+        token = admin_token(cfg)
     if admin:
-        return AdminTarget(parse_admin_address(admin), "--admin")
-    if config_file:
-        cfg = _load_config(config_file)
+        return AdminTarget(parse_admin_address(admin), "--admin", token)
+    if cfg is not None:
         host, port = _loopback(cfg.admin.address), cfg.admin.port
         if port == 0:
             raise ValueError(
@@ -653,10 +671,10 @@ def resolve_admin(
                 "`egobs serve` printed"
             )
         host = f"[{host}]" if ":" in host else host
-        return AdminTarget(parse_admin_address(f"{host}:{port}"), f"-c {config_file}")
+        return AdminTarget(parse_admin_address(f"{host}:{port}"), f"-c {config_file}", token)
     if env.get(ADMIN_ENV):
-        return AdminTarget(parse_admin_address(env[ADMIN_ENV]), ADMIN_ENV)
-    return AdminTarget(parse_admin_address(DEFAULT_ADMIN), "default")
+        return AdminTarget(parse_admin_address(env[ADMIN_ENV]), ADMIN_ENV, token)
+    return AdminTarget(parse_admin_address(DEFAULT_ADMIN), "default", token)
 
 
 def _admin_options(f: Any) -> Any:
@@ -694,18 +712,34 @@ def admin_get(target: AdminTarget, path: str, *, timeout: float = 5.0) -> Any:
     import urllib.error
     import urllib.request
 
+    try:
+        request = urllib.request.Request(target.url + path, headers=target.headers())
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            given = "the token given was refused" if target.token else "it requires a token"
+            click.echo(
+                f"egobs: the control plane's admin at {target.url} ({target.source}) answered "
+                f"401: {given}; set {ADMIN_TOKEN_ENV} or give -c with the admin.tokenFile it "
+                "uses",
+                err=True,
+            )
+            sys.exit(EXIT_UNREACHABLE)
+        _unreachable(target, exc)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        _unreachable(target, exc)
+
+
+def _unreachable(target: AdminTarget, exc: BaseException) -> NoReturn:
     from egobs._inspect import error_reason
 
-    try:
-        with urllib.request.urlopen(target.url + path, timeout=timeout) as resp:
-            return json.load(resp)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        click.echo(
-            f"egobs: cannot reach the control plane's admin at {target.url} "
-            f"({target.source}): {error_reason(exc)}; {_ADMIN_HINT}",
-            err=True,
-        )
-        sys.exit(EXIT_UNREACHABLE)
+    click.echo(
+        f"egobs: cannot reach the control plane's admin at {target.url} "
+        f"({target.source}): {error_reason(exc)}; {_ADMIN_HINT}",
+        err=True,
+    )
+    sys.exit(EXIT_UNREACHABLE)
 
 
 def _kind_argument(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -1080,7 +1114,7 @@ def collect(output: str | None, admin: str | None, config_file: str | None) -> N
 
     target = _admin_target(admin, config_file)
     status_doc = admin_get(target, "/debug/status")
-    bundle = collect_bundle(target.url, status_doc)
+    bundle = collect_bundle(target.url, status_doc, headers=target.headers())
     bundle.add_json("version.json", versions())
     if config_file:
         cfg = _load_config(config_file)

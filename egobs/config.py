@@ -92,6 +92,9 @@ class XdsConfig(Model):
 class AdminConfig(Model):
     address: str = "127.0.0.1"
     port: Port = 19000
+    # A file holding a bearer token that /debug/* requires (they show statuses, config and
+    # proxies; /healthz, /readyz and /metrics stay open). Relative to the config file.
+    token_file: str | None = None
 
 
 class HostInfraConfig(Model):
@@ -180,7 +183,24 @@ def load_config(path: str | Path) -> Config:
     cfg.provider.file.paths = [
         str((base / q) if not Path(q).is_absolute() else Path(q)) for q in cfg.provider.file.paths
     ]
+    if cfg.admin.token_file is not None and not Path(cfg.admin.token_file).is_absolute():
+        cfg.admin.token_file = str(base / cfg.admin.token_file)
     return cfg
+
+
+def admin_token(config: Config) -> str | None:
+    """The bearer token of ``admin.tokenFile``, or None when there is none; ValueError with
+    the reason when the file cannot be read or is empty."""
+    path = config.admin.token_file
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"admin.tokenFile {path}: cannot read: {exc}") from None
+    if not token:
+        raise ValueError(f"admin.tokenFile {path}: empty")
+    return token
 
 
 def telemetry_defaults(config: Config) -> TelemetryDefaults:

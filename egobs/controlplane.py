@@ -18,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from egobs import gatewayapi, ir
-from egobs.config import Config, host_binding, telemetry_defaults
+from egobs.config import Config, admin_token, host_binding, telemetry_defaults
 from egobs.gatewayapi import merge_rejections
 from egobs.infra.binding import BindingError, HostBinding
 from egobs.infra.host import ExternalInfra, HostInfra, Infra, envoy_version
@@ -354,7 +354,10 @@ class ControlPlane:
         else:
             self.infra = ExternalInfra(observer=self.telemetry.infra_observer)
         self.admin = await admin.start(
-            _AdminView(self), address=self.config.admin.address, port=self.config.admin.port
+            _AdminView(self),
+            address=self.config.admin.address,
+            port=self.config.admin.port,
+            token=admin_token(self.config),
         )
         self._tasks = [
             asyncio.create_task(self._translate_loop(), name="translate"),

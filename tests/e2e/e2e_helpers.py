@@ -69,6 +69,7 @@ class Serve:
         port_map: dict[int, int] | None = None,
         mode: str = "delta",
         sink_port: int | None = None,
+        admin_token_file: str | None = None,
     ) -> None:
         self.tmp = tmp
         self.resources = tmp / "resources"
@@ -88,7 +89,11 @@ class Serve:
                     "kind": "EgobsConfig",
                     "provider": {"type": "File", "file": {"paths": [str(self.resources)]}},
                     "xds": {"address": "127.0.0.1", "port": self.xds_port, "mode": mode},
-                    "admin": {"address": "127.0.0.1", "port": self.admin_port},
+                    "admin": {
+                        "address": "127.0.0.1",
+                        "port": self.admin_port,
+                        **({"tokenFile": admin_token_file} if admin_token_file else {}),
+                    },
                     # No sink unless a test runs one: Envoy would only count drops.
                     "proxyTelemetry": {"accessLogSink": {"port": sink_port} if sink_port else None},
                     "infra": {
