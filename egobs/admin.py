@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic.alias_generators import to_camel
 
 from egobs import ir
 from egobs.infra.binding import HostBinding
@@ -232,13 +233,8 @@ def _infra_state(view: AdminView, name: str) -> dict[str, Any] | None:
     for key, value in dataclasses.asdict(state).items():
         if key == "started_at":
             value = _rfc3339(value)
-        out[_camel(key)] = _jsonable(value)
+        out[to_camel(key)] = _jsonable(value)
     return out
-
-
-def _camel(snake: str) -> str:
-    head, *rest = snake.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _jsonable(v: Any) -> Any:

@@ -623,17 +623,19 @@ class Proxy:
 def to_data(value: object) -> object:
     """Plain data (dicts, lists, scalars) for printing an IR value.
 
-    Keys are the fields' names in camelCase, as in every other document egobs prints
-    (statuses, xDS JSON). Fields at their default are left out to keep dumps readable;
-    private keys are redacted.
+    Keys are the fields' names in camelCase (the input models' own alias rule), as in every
+    other document egobs prints (statuses, xDS JSON). Fields at their default are left out
+    to keep dumps readable; private keys are redacted.
     """
     import dataclasses
+
+    from pydantic.alias_generators import to_camel
 
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, object] = {}
         for f in dataclasses.fields(value):
             v = getattr(value, f.name)
-            key = _camel(f.name)
+            key = to_camel(f.name)
             if f.name == "key_pem":
                 out[key] = "[redacted]"
                 continue
@@ -647,8 +649,3 @@ def to_data(value: object) -> object:
     if isinstance(value, tuple | list):
         return [to_data(v) for v in value]
     return value
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)

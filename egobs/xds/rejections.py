@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from egobs.xds.server import ProxyStatus
+from egobs.xds.server import NullObserver, ProxyStatus
 
 __all__ = ["Rejection", "RejectionTracker"]
 
@@ -30,23 +30,18 @@ class Rejection:
     at: float
 
 
-class RejectionTracker:
-    """Owns the NACKs in force, per Gateway (node cluster) and per proxy and type."""
+class RejectionTracker(NullObserver):
+    """Owns the NACKs in force, per Gateway (node cluster) and per proxy and type. An
+    :class:`XdsObserver` that listens to disconnects, ACKs and NACKs only."""
 
     def __init__(self) -> None:
         self._by_gateway: dict[str, dict[tuple[str, str], Rejection]] = {}
-
-    def on_connect(self, proxy: ProxyStatus, /) -> None:
-        pass
 
     def on_disconnect(self, proxy: ProxyStatus, /) -> None:
         # A proxy that is gone holds no config; if its successor rejects it too, it says so.
         entries = self._by_gateway.get(proxy.cluster, {})
         for key in [k for k in entries if k[0] == proxy.node_id]:
             del entries[key]
-
-    def on_push(self, *_: object) -> None:
-        pass
 
     def on_ack(self, proxy: ProxyStatus, type_url: str, version: str, context: object, /) -> None:
         entries = self._by_gateway.get(proxy.cluster)
