@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import resource
 import statistics
 import sys
@@ -173,7 +173,7 @@ async def _changes(
     assert cp.xds is not None
     latencies: list[float] = []
     all_acked: list[float] = []
-    cpu0 = cpu_seconds_self()
+    cpu0 = cpu_seconds(os.getpid())
     for i in range(1, args.changes + 1):
         before = cp.cache.get(NODE_CLUSTER)
         assert before is not None
@@ -208,7 +208,7 @@ async def _changes(
                 f"change {i}: p50 {statistics.median(per_proxy):.3f} s, all {max(per_proxy):.3f} s"
             )
         await asyncio.sleep(args.pause)
-    cpu = cpu_seconds_self() - cpu0
+    cpu = cpu_seconds(os.getpid()) - cpu0
     p50, p99 = statistics.median(latencies), pct(latencies, 99)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
@@ -226,14 +226,6 @@ async def _changes(
         "cp_rss_mib": round(rss, 1),
         "cp_cpu_s": round(cpu, 2),
     }
-
-
-def cpu_seconds_self() -> float:
-    with contextlib.suppress(OSError):
-        import os
-
-        return cpu_seconds(os.getpid())
-    return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
