@@ -149,9 +149,10 @@ class EndpointTable:
     # ------------------------------------------------------------------ reading
 
     def rows(self, clusters: Iterable[str]) -> tuple[ir.ClusterEndpoints, ...]:
-        """The rows of ``clusters`` that the table knows, sorted by cluster name."""
+        """The rows of ``clusters`` that the table knows, in the order given (the IR keeps
+        them sorted by cluster name; the caller's names already are)."""
         rows = self._rows
-        return tuple(rows[name] for name in sorted(set(clusters)) if name in rows)
+        return tuple(rows[name] for name in clusters if name in rows)
 
     # ------------------------------------------------------------------ updating
 
