@@ -1,7 +1,7 @@
 """What Envoy's own telemetry costs, as egobs configures it, and whether it loses anything.
 
-One real Envoy (direct-response route, ``--concurrency 2``) driven by ``wrk`` for
-``--seconds`` per phase, three phases in one run:
+One real Envoy (direct-response route) driven by ``wrk`` for ``--seconds`` per phase,
+three phases in one run:
 
 * off: an EnvoyProxy that turns everything off (no access logs, no stats listener);
 * all on, 100 % sampling: gRPC ALS and OTLP access logs, OpenTelemetry tracing (OTLP/gRPC),
@@ -13,14 +13,21 @@ The telemetry comes from an EnvoyProxy through egobs's own translation (Gateway 
 translator, then the xDS translator and the bootstrap renderer), inlined into a static
 bootstrap. The receivers run in a separate process and only count what they get (spans,
 OTLP log records, ALS entries, metric exports). Expected counts come from Envoy itself:
-every request (``downstream_rq_total``) is one ALS entry and one OTLP log record; every request the HCM
-sampled (``tracing.random_sampling``) is one server span (with ``--upstream`` also a client
-span per attempt, counted but not expected exactly). Lost = expected - received.
+every request (``downstream_rq_total``) is one ALS entry and one OTLP log record; every
+request the HCM did not decide against tracing (``downstream_rq_total`` minus
+``tracing.not_traceable``) is one server span (with ``--upstream`` also a client span per
+attempt, counted but not expected exactly). Lost = expected - received.
 
-    python bench/telemetry_overhead.py --seconds 10
+``--placement shared`` (the default) runs everything on both cores: Envoy 2 workers, wrk 2
+threads, the receivers. ``--placement isolated`` gives Envoy CPU 0 alone (1 worker) and puts
+the rest on CPU 1, so the rps ratio is Envoy's own cost and not the scheduler's split.
+Each phase also reports Envoy's CPU per request (``envoy_us_per_request``), the figure
+that says what each part costs Envoy whatever the placement.
+
+    python bench/telemetry_overhead.py --seconds 10 [--placement isolated] [--upstream]
 
 The last line is JSON with rps_off, rps_all_on, ratio_100pct, ratio_1pct, spans_lost and
-logs_lost (plus the 1 % figures and Envoy's own drop counters).
+logs_lost (plus the 1 % figures, Envoy's CPU per request and its own drop counters).
 """
 
 from __future__ import annotations
@@ -50,7 +57,33 @@ from egobs.xds.dump import static_bootstrap
 from egobs.xds.translate import translate
 
 GATEWAY = "default/bench"
-WRK_THREADS = "2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where each process runs. ``shared``: everything on every core, as a small host runs
+    it (Envoy 2 workers, wrk 2 threads). ``isolated``: Envoy alone on CPU 0 with 1 worker,
+    wrk (1 thread), the receivers and any upstream on CPU 1, so rps is Envoy's own per-request
+    cost and not how the scheduler splits 2 cores between Envoy, wrk and the receivers."""
+
+    envoy_cpus: str | None
+    others_cpus: str | None
+    envoy_workers: int
+    wrk_threads: int
+
+    def receiver_cpus(self) -> set[int] | None:
+        return None if self.others_cpus is None else {int(self.others_cpus)}
+
+
+def _pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    """``cmd`` run on ``cpus`` (taskset execs it: the pid is the command's)."""
+    return cmd if cpus is None else ["taskset", "-c", cpus, *cmd]
+
+
+PLACEMENTS = {
+    "shared": Placement(envoy_cpus=None, others_cpus=None, envoy_workers=2, wrk_threads=2),
+    "isolated": Placement(envoy_cpus="0", others_cpus="1", envoy_workers=1, wrk_threads=1),
+}
 
 _RESOURCES = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -139,9 +172,14 @@ def _telemetry(
 _SPANS, _ALL_SPANS, _LOGS, _ALS, _METRICS = range(5)
 
 
-def _receive(port: int, counts: Any, ready: Any) -> None:
-    """A counting-only gRPC receiver (its own process) for everything Envoy sends."""
+def _receive(port: int, counts: Any, ready: Any, cpus: set[int] | None) -> None:
+    """A counting-only gRPC receiver (its own process) for everything Envoy sends; on
+    ``cpus`` only when given (set before gRPC starts its threads, so they inherit it)."""
     import asyncio
+    import os
+
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
 
     import grpc
     from envoy.service.accesslog.v3 import als_pb2
@@ -222,6 +260,7 @@ class _Phase:
     stats_port: int | None = None
     als: bool = False
     otlp_logs: bool = False
+    traced: bool = False
 
 
 _DIRECT = ir.HTTPRoute(
@@ -243,18 +282,15 @@ def _config(
     gw, proxy = result.gateways.get(GATEWAY), result.proxies.get(GATEWAY)
     if gw is None or proxy is None:
         raise SystemExit(f"the bench Gateway was not programmed: {result.statuses}")
-    route = _DIRECT
+    route, endpoints = _DIRECT, gw.endpoints
     if upstream is not None:
-        cluster = ir.Cluster(
-            "backend/default/upstream",
-            ir.AppProtocol.HTTP1,
-            ir.AddressType.IP,
-            (ir.Endpoint("127.0.0.1", upstream),),
-        )
+        cluster = ir.Cluster("backend/default/upstream", ir.AppProtocol.HTTP1, ir.AddressType.IP)
         destination = ir.RouteDestination("upstream", (ir.DestinationSetting(cluster, 1),))
         route = dataclasses.replace(_DIRECT, direct_response=None, destination=destination)
+        row = ir.ClusterEndpoints(cluster.name, (ir.Endpoint("127.0.0.1", upstream),))
+        endpoints = tuple(sorted((*endpoints, row), key=lambda r: r.cluster))
     listener = dataclasses.replace(gw.http[0], address="127.0.0.1", routes=(route,))
-    gw = dataclasses.replace(gw, http=(listener,))
+    gw = dataclasses.replace(gw, http=(listener,), endpoints=endpoints)
     if proxy.stats.prometheus is not None:
         stats = dataclasses.replace(proxy.stats.prometheus, address="127.0.0.1")
         proxy = dataclasses.replace(proxy, stats=dataclasses.replace(proxy.stats, prometheus=stats))
@@ -293,24 +329,28 @@ class _Envoy:
         http_port: int,
         admin_port: int,
         *,
-        concurrency: int = 2,
+        concurrency: int,
+        cpus: str | None,
     ) -> None:
         path = tmp / f"envoy-{http_port}.json"
         path.write_text(json.dumps(config))
         self.admin = f"http://127.0.0.1:{admin_port}"
         self.http_port = http_port
         self.proc = subprocess.Popen(
-            [
-                find_envoy(),
-                "-c",
-                str(path),
-                "--disable-hot-restart",
-                *ENVOY_FLAGS,
-                "--concurrency",
-                str(concurrency),
-                "--log-level",
-                "error",
-            ],
+            _pinned(
+                [
+                    str(find_envoy()),
+                    "-c",
+                    str(path),
+                    "--disable-hot-restart",
+                    *ENVOY_FLAGS,
+                    "--concurrency",
+                    str(concurrency),
+                    "--log-level",
+                    "error",
+                ],
+                cpus,
+            ),
             stdout=subprocess.DEVNULL,
             stderr=(tmp / "envoy.log").open("ab"),
         )
@@ -329,12 +369,13 @@ class _Envoy:
             self.proc.wait()
 
 
-def _wrk(url: str, seconds: int, connections: int) -> float:
+def _wrk(url: str, seconds: int, connections: int, placement: Placement) -> float:
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk not found (apt-get install wrk)")
+    cmd = [wrk, "-t", str(placement.wrk_threads), "-c", str(connections), "-d", f"{seconds}s"]
     out = subprocess.run(
-        [wrk, "-t", WRK_THREADS, "-c", str(connections), "-d", f"{seconds}s", url],
+        _pinned([*cmd, url], placement.others_cpus),
         check=True,
         capture_output=True,
         text=True,
@@ -373,12 +414,20 @@ def run_phase(
     seconds: int,
     connections: int,
     upstream: int | None,
+    placement: Placement,
 ) -> dict[str, Any]:
     http_port, admin_port = free_port(), free_port()
     # Counted from before Envoy starts: its readiness probes are served and logged too.
     before = list(counts)
     config = _config(tmp, phase, http_port, admin_port, upstream)
-    envoy = _Envoy(tmp, config, http_port, admin_port)
+    envoy = _Envoy(
+        tmp,
+        config,
+        http_port,
+        admin_port,
+        concurrency=placement.envoy_workers,
+        cpus=placement.envoy_cpus,
+    )
     prefix = f"http.http-{http_port}."
     try:
         stop, scrapes = threading.Event(), []
@@ -389,7 +438,7 @@ def run_phase(
             scraper.start()
         cpu0 = cpu_seconds(envoy.proc.pid), cpu_seconds(receiver_pid)
         try:
-            rps = _wrk(f"http://127.0.0.1:{http_port}/", seconds, connections)
+            rps = _wrk(f"http://127.0.0.1:{http_port}/", seconds, connections, placement)
         finally:
             stop.set()
             if scraper is not None:
@@ -402,7 +451,13 @@ def run_phase(
             # after it exits: count every request Envoy started, read again each time.
             stats = envoy.stats()
             served = stats[prefix + "downstream_rq_total"]
-            return served, stats.get(prefix + "tracing.random_sampling", 0)
+            # Traced: every request the HCM did not decide against. Its random_sampling
+            # counter alone misses a few requests reset while wrk stops (seen through an
+            # upstream), which are traced and exported all the same.
+            untraced = sum(
+                stats.get(prefix + "tracing." + why, 0) for why in ("not_traceable", "health_check")
+            )
+            return served, served - untraced if phase.traced else 0
 
         def got() -> list[int]:
             return [now - then for now, then in zip(counts, before, strict=True)]
@@ -432,6 +487,8 @@ def run_phase(
     return {
         "rps": round(rps),
         "envoy_cpu_percent": round(100 * envoy_cpu / seconds),
+        # Envoy's CPU per request: what its telemetry costs it, whoever else shares the cores.
+        "envoy_us_per_request": round(1e6 * envoy_cpu / max(served, 1), 1),
         "receiver_cpu_percent": round(100 * receiver_cpu / seconds),
         "served": served,
         "sampled": sampled,
@@ -446,6 +503,12 @@ def run_phase(
         "envoy_tracing_overflow": sum(
             v for k, v in stats.items() if k.startswith("cluster.telemetry/") and "overflow" in k
         ),
+        # Why the HCM traced or did not trace each request (random_sampling, not_traceable, ...).
+        "tracing_decisions": {
+            k.removeprefix(prefix + "tracing."): v
+            for k, v in stats.items()
+            if k.startswith(prefix + "tracing.") and v
+        },
     }
 
 
@@ -464,7 +527,15 @@ def main() -> None:
         action="store_true",
         help="also run each part alone (ALS, OTLP logs, tracing at 100 %%, metrics)",
     )
+    parser.add_argument(
+        "--placement",
+        choices=sorted(PLACEMENTS),
+        default="shared",
+        help="shared: all processes on both cores; isolated: Envoy alone on CPU 0 (1 worker), "
+        "everything else on CPU 1",
+    )
     args = parser.parse_args()
+    placement = PLACEMENTS[args.placement]
     if not 1 <= args.seconds <= 120:
         raise SystemExit("--seconds must be within 1..120")
 
@@ -472,7 +543,9 @@ def main() -> None:
     counts = multiprocessing.Array("q", 5, lock=False)
     ready = multiprocessing.Event()
     receiver = multiprocessing.Process(
-        target=_receive, args=(receiver_port, counts, ready), daemon=True
+        target=_receive,
+        args=(receiver_port, counts, ready, placement.receiver_cpus()),
+        daemon=True,
     )
     receiver.start()
     if not ready.wait(30):
@@ -482,7 +555,12 @@ def main() -> None:
         telemetry = _telemetry(receiver=receiver_port, stats_port=stats_port, **parts)
         stats = stats_port if parts.get("metrics") else None
         return _Phase(
-            name, telemetry, stats, parts.get("als", False), parts.get("otlp_logs", False)
+            name,
+            telemetry,
+            stats,
+            als=parts.get("als", False),
+            otlp_logs=parts.get("otlp_logs", False),
+            traced=parts.get("sampling") is not None,
         )
 
     everything = {"als": True, "otlp_logs": True, "metrics": True}
@@ -505,7 +583,14 @@ def main() -> None:
             if args.upstream:
                 upstream_port, upstream_admin = free_port(), free_port()
                 config = _upstream_config(upstream_port, upstream_admin)
-                upstream = _Envoy(Path(tmp), config, upstream_port, upstream_admin, concurrency=1)
+                upstream = _Envoy(
+                    Path(tmp),
+                    config,
+                    upstream_port,
+                    upstream_admin,
+                    concurrency=1,
+                    cpus=placement.others_cpus,
+                )
             for phase in phases:
                 results[phase.name] = r = run_phase(
                     Path(tmp),
@@ -515,6 +600,7 @@ def main() -> None:
                     args.seconds,
                     args.connections,
                     upstream_port,
+                    placement,
                 )
                 print(f"{phase.name:15s} {json.dumps(r)}", flush=True)
         finally:
@@ -541,11 +627,15 @@ def main() -> None:
         "ratio_1pct": round(sampled["rps"] / off["rps"], 3),
         "spans_lost": spans_100 + spans_1,
         "logs_lost": logs_100 + logs_1,
+        "envoy_us_per_request_off": off["envoy_us_per_request"],
+        "envoy_us_per_request_100pct": full["envoy_us_per_request"],
+        "envoy_us_per_request_1pct": sampled["envoy_us_per_request"],
         "spans_sent_100pct": full["sampled"],
         "logs_expected_100pct": 2 * full["served"],
         "envoy_als_dropped": full["envoy_als_dropped"] + sampled["envoy_als_dropped"],
         "seconds_per_phase": args.seconds,
         "upstream": args.upstream,
+        "placement": args.placement,
     }
     for p in phases[3:]:
         summary[f"ratio_{p.name}"] = round(results[p.name]["rps"] / off["rps"], 3)

@@ -55,3 +55,14 @@ def test_fanout_bench_counts_every_proxy() -> None:
     assert out["proxies"] == 21  # the clients and the Envoy the control plane runs
     for key in ("p50_s", "p99_s", "cp_rss_mib"):
         assert isinstance(out[key], float) and out[key] > 0, key
+
+
+@pytest.mark.usefixtures("envoy_bin")
+@pytest.mark.parametrize("extra", [(), ("--placement", "isolated", "--upstream")])
+def test_telemetry_bench_loses_nothing(extra: tuple[str, ...]) -> None:
+    out = _run("telemetry_overhead.py", "--seconds", "1", "--connections", "4", *extra)
+    assert out["logs_lost"] == 0 and out["envoy_als_dropped"] == 0
+    assert out["spans_lost"] == 0, out  # raw: a negative figure would be duplicates
+    assert out["spans_sent_100pct"] > 0 and out["logs_expected_100pct"] > 0
+    for key in ("rps_off", "ratio_100pct", "ratio_1pct", "envoy_us_per_request_100pct"):
+        assert isinstance(out[key], int | float) and out[key] > 0, key
