@@ -18,10 +18,12 @@ from egobs import ir
 from egobs.gatewayapi.backends import EG_GROUP, GATEWAY_GROUP
 from egobs.gatewayapi.certificates import certificate_problem
 from egobs.gatewayapi.entries import RouteEntry, SortKey
+from egobs.gatewayapi.hostnames import intersect_one
 from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.status import (
     ACCEPTED,
     CONFLICTED,
+    OVERLAPPING_TLS_CONFIG,
     PROGRAMMED,
     R_ACCEPTED,
     R_ADDRESS_NOT_USABLE,
@@ -32,6 +34,8 @@ from egobs.gatewayapi.status import (
     R_INVALID_ROUTE_KINDS,
     R_LISTENERS_NOT_VALID,
     R_NO_CONFLICTS,
+    R_OVERLAPPING_HOSTNAMES,
+    R_PARTIALLY_INVALID_CERTIFICATE_REF,
     R_PROGRAMMED,
     R_PROTOCOL_CONFLICT,
     R_REF_NOT_PERMITTED,
@@ -160,11 +164,13 @@ class ListenerState:
     ir_name: str
     accepted_issue: Issue | None = None
     conflict: Issue | None = None
-    cert_issues: list[Issue] = field(default_factory=list)
+    cert_issues: list[Issue] = field(default_factory=list)  # one per unusable certificateRef
     kind_issue: Issue | None = None
     supported_kinds: tuple[str, ...] = ()
     certificates: tuple[ir.Certificate, ...] = ()
     programmed: bool = False
+    # Listeners on the same port whose hostnames overlap this one's (OverlappingTLSConfig).
+    tls_overlaps: list[ListenerState] = field(default_factory=list)
     # Filled while routes are processed.
     attached: set[tuple[str, str, str]] = field(default_factory=set)
     http_entries: list[RouteEntry] = field(default_factory=list)
@@ -188,12 +194,17 @@ class ListenerState:
         return self.spec.hostname
 
     @property
+    def certificates_usable(self) -> bool:
+        """No bad certificateRef, or some good ones to serve (a partly invalid list)."""
+        return not self.cert_issues or bool(self.certificates)
+
+    @property
     def valid(self) -> bool:
         """Configurable on its own: accepted, distinct, certificates usable, some route kind."""
         return (
             self.accepted_issue is None
             and self.conflict is None
-            and not self.cert_issues
+            and self.certificates_usable
             and bool(self.supported_kinds)
         )
 
@@ -345,6 +356,34 @@ def _certificates(
     return tuple(certs), issues
 
 
+def _certificate_issue(ls: ListenerState) -> Issue | None:
+    """What is wrong with a listener's certificateRefs, as one ResolvedRefs issue.
+
+    A listener serves the usable references even when others are not (Envoy Gateway does
+    the same), so ResolvedRefs=False alone no longer means "not served": the reason tells
+    apart PartiallyInvalidCertificateRef (served with the rest) from InvalidCertificateRef
+    (nothing to serve, not programmed). RefNotPermitted wins over both because the spec
+    makes it a MUST whenever a ReferenceGrant does not allow a reference.
+    """
+    issues = ls.cert_issues
+    if not issues:
+        return None
+    message = join_messages(issues)
+    if ls.certificates:
+        total = len(issues) + len(ls.certificates)  # one of the two per reference
+        message = (
+            f"{len(issues)} of {total} certificateRefs cannot be used and are not served; "
+            f"the listener serves the others: {message}"
+        )
+    if any(issue.reason == R_REF_NOT_PERMITTED for issue in issues):
+        reason = R_REF_NOT_PERMITTED
+    elif ls.certificates:
+        reason = R_PARTIALLY_INVALID_CERTIFICATE_REF
+    else:
+        reason = R_INVALID_CERTIFICATE_REF
+    return Issue(reason, message)
+
+
 def _mark_conflicts(listeners: list[ListenerState]) -> None:
     """Conflicted listeners per the spec's distinctness rules.
 
@@ -392,6 +431,34 @@ def _mark_conflicts(listeners: list[ListenerState]) -> None:
                 )
                 for ls in same:
                     ls.conflict = issue
+
+
+def _mark_tls_overlaps(listeners: list[ListenerState]) -> None:
+    """Record, per HTTPS/TLS listener, the same-port ones whose hostnames overlap it.
+
+    The spec's OverlappingTLSConfig: an HTTP/2 client may reuse a TLS connection made for
+    one hostname for another the presented certificate also covers, so a request can
+    reach the listener its SNI chose rather than the one its Host names. TLS passthrough
+    listeners count too: the backend's certificate coalesces connections the same way, and
+    an HTTPS listener's certificate can draw a passthrough hostname's requests. Conflicted
+    listeners are included, as the spec wants the condition on every overlapping listener;
+    listeners not accepted have no usable TLS settings and are left out.
+    """
+    by_port: dict[int, list[ListenerState]] = {}
+    for ls in listeners:
+        if ls.protocol in ("HTTPS", "TLS") and ls.accepted_issue is None:
+            by_port.setdefault(ls.port, []).append(ls)
+    for group in by_port.values():
+        for i, first in enumerate(group):
+            for second in group[i + 1 :]:
+                if _hostnames_overlap(first.hostname, second.hostname):
+                    first.tls_overlaps.append(second)
+                    second.tls_overlaps.append(first)
+
+
+def _hostnames_overlap(a: str | None, b: str | None) -> bool:
+    """Some SNI both match; an unset hostname matches every one."""
+    return a is None or b is None or intersect_one(a, b) is not None
 
 
 # --------------------------------------------------------------------------- Gateway
@@ -484,6 +551,7 @@ def process_gateway(
             )
     state.listeners = [_make_listener(state, spec, index, now) for spec in gw.spec.listeners]
     _mark_conflicts(state.listeners)
+    _mark_tls_overlaps(state.listeners)
     programmed = state.programmed
     for ls in state.listeners:
         ls.programmed = programmed and ls.valid
@@ -495,7 +563,7 @@ def _listener_problem(ls: ListenerState) -> str:
         return ls.accepted_issue.message
     if ls.conflict is not None:
         return ls.conflict.message
-    if ls.cert_issues:
+    if not ls.certificates_usable:
         return join_messages(ls.cert_issues)
     if not ls.supported_kinds:
         return "no supported route kinds"
@@ -556,7 +624,7 @@ def _listener_status(
         programmed = conds.make(
             PROGRAMMED, False, R_INVALID, f"Listener is not programmed: {why}", gen
         )
-    ref_issues = [*ls.cert_issues, *([ls.kind_issue] if ls.kind_issue else [])]
+    ref_issues = [issue for issue in (_certificate_issue(ls), ls.kind_issue) if issue]
     resolved = conds.from_issues(
         RESOLVED_REFS, ref_issues, R_RESOLVED_REFS, "Listener references are resolved", gen
     )
@@ -564,12 +632,30 @@ def _listener_status(
         conflicted = conds.make(CONFLICTED, True, ls.conflict.reason, ls.conflict.message, gen)
     else:
         conflicted = conds.make(CONFLICTED, False, R_NO_CONFLICTS, "Listener has no conflicts", gen)
+    conditions = [accepted, programmed, resolved, conflicted]
+    # Negative polarity: the spec forbids writing it as False, so it is left out instead.
+    if ls.tls_overlaps:
+        conditions.append(
+            conds.make(
+                OVERLAPPING_TLS_CONFIG, True, R_OVERLAPPING_HOSTNAMES, _overlap_message(ls), gen
+            )
+        )
     return {
         "name": ls.name,
         "supportedKinds": [{"group": GATEWAY_GROUP, "kind": k} for k in ls.supported_kinds],
         "attachedRoutes": len(ls.attached),
-        "conditions": [accepted, programmed, resolved, conflicted],
+        "conditions": conditions,
     }
+
+
+def _overlap_message(ls: ListenerState) -> str:
+    own = f"hostname {ls.hostname}" if ls.hostname else "an unset hostname (any)"
+    others = ", ".join(f"{peer.name} ({peer.hostname or 'any'})" for peer in ls.tls_overlaps)
+    return (
+        f"{own} overlaps those of listeners on port {ls.port}: {others}; "
+        "a client may reuse one listener's TLS connection for another's hostnames "
+        "(HTTP/2 connection coalescing)"
+    )
 
 
 def listener_ir(ls: ListenerState) -> ir.HTTPListener | ir.TCPListener | ir.UDPListener:

@@ -16,6 +16,8 @@ PROGRAMMED = "Programmed"
 RESOLVED_REFS = "ResolvedRefs"
 CONFLICTED = "Conflicted"
 PARTIALLY_INVALID = "PartiallyInvalid"
+# Negative polarity: present (True) only on listeners whose TLS settings overlap.
+OVERLAPPING_TLS_CONFIG = "OverlappingTLSConfig"
 
 # Reasons shared by several kinds.
 R_ACCEPTED = "Accepted"
@@ -38,6 +40,10 @@ R_PROTOCOL_CONFLICT = "ProtocolConflict"
 R_NO_CONFLICTS = "NoConflicts"
 R_INVALID_CERTIFICATE_REF = "InvalidCertificateRef"
 R_INVALID_ROUTE_KINDS = "InvalidRouteKinds"
+R_OVERLAPPING_HOSTNAMES = "OverlappingHostnames"
+# Not in the spec's list (it allows other reasons); Envoy Gateway's, for ResolvedRefs=False
+# on a listener that still serves the certificateRefs that are usable.
+R_PARTIALLY_INVALID_CERTIFICATE_REF = "PartiallyInvalidCertificateRef"
 
 # Route.
 R_NOT_ALLOWED_BY_LISTENERS = "NotAllowedByListeners"
