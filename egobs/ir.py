@@ -147,10 +147,13 @@ class ClusterEndpoints:
 
 @dataclass(frozen=True, slots=True)
 class DestinationSetting:
-    """One weighted share of a route's traffic."""
+    """One weighted share of a route's traffic, with the header changes that apply only to
+    requests sent to this backend (HTTPRoute backendRef filters)."""
 
     cluster: Cluster
     weight: int
+    request_headers: HeaderModifier | None = None
+    response_headers: HeaderModifier | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +274,37 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class Retry:
+    """When a backend request is tried again (Gateway API ``retry``).
+
+    Connection failures, refused streams and resets are always retried (the spec's SHOULD);
+    ``codes`` adds those response statuses. ``attempts`` is the most retries (None: Envoy's
+    default, 1); ``backoff`` the base wait in seconds (None: Envoy's 25 ms).
+    """
+
+    codes: tuple[int, ...] = ()
+    attempts: int | None = None
+    backoff: float | None = None
+
+
+class SessionType(enum.Enum):
+    COOKIE = "Cookie"
+    HEADER = "Header"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPersistence:
+    """Requests carrying the same session go to the same endpoint (Gateway API
+    ``sessionPersistence``). ``name`` is the cookie or header; a cookie has ``path`` and,
+    when permanent, ``ttl`` seconds (None: a session cookie)."""
+
+    type: SessionType
+    name: str
+    path: str = "/"
+    ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HTTPRoute:
     """One match of one rule of an HTTPRoute or GRPCRoute, on one hostname.
 
@@ -294,6 +328,8 @@ class HTTPRoute:
     mirrors: tuple[Mirror, ...] = ()
     cors: CORS | None = None
     timeouts: Timeouts | None = None
+    retry: Retry | None = None
+    session: SessionPersistence | None = None
     destination: RouteDestination | None = None
     redirect: Redirect | None = None
     direct_response: DirectResponse | None = None

@@ -20,8 +20,9 @@ follows Envoy Gateway, which implements the spec's list and places regular expre
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -40,8 +41,10 @@ from egobs.resources.gatewayapi import (
     HTTPHeaderFilter,
     HTTPRouteFilter,
     HTTPRouteMatch,
+    HTTPRouteRetry,
     HTTPRouteRule,
     HTTPRouteTimeouts,
+    SessionPersistence,
 )
 
 _PATH_RANK = {
@@ -74,6 +77,16 @@ class CompiledHTTPRoute:
     @property
     def all_dropped(self) -> bool:
         return bool(self.dropped) and len(self.dropped) == self.rule_count
+
+    @property
+    def redirects_to_listener_port(self) -> bool:
+        """Whether some entry redirects with neither scheme nor port: its Location takes the
+        port of the listener it is attached to, so its IR depends on the listener."""
+        return any(_to_listener_port(e.fields.get("redirect")) for e in self.entries)
+
+
+def _to_listener_port(redirect: ir.Redirect | None) -> bool:
+    return redirect is not None and redirect.scheme is None and redirect.port is None
 
 
 @lru_cache(maxsize=4096)
@@ -185,18 +198,34 @@ class _RuleBuilder:
             percent = 100.0
         self.mirrors.append(ir.Mirror(cluster, percent))
 
+    def _backend_filters(
+        self, ref: HTTPBackendRef | GRPCBackendRef
+    ) -> tuple[ir.HeaderModifier | None, ir.HeaderModifier | None]:
+        """The header changes of one backendRef's filters. Envoy can change headers per
+        weighted cluster, nothing else: other filters there make the rule unsupported."""
+        request = response = None
+        for f in ref.filters:
+            if f.request_header_modifier is not None:
+                request = _header_modifier(f.request_header_modifier)
+            elif f.response_header_modifier is not None:
+                response = _header_modifier(f.response_header_modifier)
+            else:
+                self.unsupported.append(f"{f.type} filter on backendRef {ref.name}")
+        return request, response
+
     def action(self, refs: list[HTTPBackendRef] | list[GRPCBackendRef]) -> dict[str, Any]:
         # Backends are resolved even when the rule will not use them, so status is complete.
         settings: list[ir.DestinationSetting] = []
         invalid = 0
         for ref in refs:
+            request, response = self._backend_filters(ref)
             cluster, issue = self.backends.resolve(ref, self.kind, self.ns)
             if issue is not None:
                 self.issues.append(issue)
                 invalid += ref.weight
             elif ref.weight:
                 assert cluster is not None
-                settings.append(ir.DestinationSetting(cluster, ref.weight))
+                settings.append(ir.DestinationSetting(cluster, ref.weight, request, response))
         fields = self.fields
         if self.unsupported:
             # An unknown or unsupported filter must not be skipped: the rule answers 500.
@@ -282,6 +311,30 @@ def _rule_regex_problem(rule: HTTPRouteRule) -> str | None:
     return None
 
 
+def _retry(spec: HTTPRouteRetry) -> ir.Retry:
+    backoff = None if spec.backoff is None else duration_seconds(spec.backoff)
+    return ir.Retry(codes=tuple(sorted(spec.codes)), attempts=spec.attempts, backoff=backoff)
+
+
+def session_name(route_key: str) -> str:
+    """The default cookie or header name of a rule's sessions: stable, and its own."""
+    digest = hashlib.sha256(route_key.encode()).hexdigest()[:12]
+    return f"egobs-session-{digest}"
+
+
+def _session(spec: SessionPersistence, rule_key: str, path: ir.PathMatch) -> ir.SessionPersistence:
+    """A rule's session persistence on one match. The cookie's Path is the match's path
+    (a prefix, or the exact path; "/" for a regular expression), so the browser sends it
+    back on exactly the requests this match takes."""
+    name = spec.session_name or session_name(rule_key)
+    if spec.type == "Header":
+        return ir.SessionPersistence(ir.SessionType.HEADER, name)
+    cookie_path = "/" if path.type is ir.StringMatchType.REGEX else path.value
+    permanent = spec.cookie_config is not None and spec.cookie_config.lifetime_type == "Permanent"
+    ttl = duration_seconds(spec.absolute_timeout) if permanent and spec.absolute_timeout else None
+    return ir.SessionPersistence(ir.SessionType.COOKIE, name, cookie_path, ttl)
+
+
 def _timeouts(spec: HTTPRouteTimeouts) -> ir.Timeouts:
     def seconds(value: str | None) -> float | None:
         return None if value is None else duration_seconds(value)
@@ -305,8 +358,12 @@ def compile_http(route: HTTPRoute, backends: Backends) -> CompiledHTTPRoute:
         b = _RuleBuilder(backends, HTTP_ROUTE, ns, f"{prefix}{i}", i)
         b.filters(rule.filters)
         action = b.action(rule.backend_refs)
-        if rule.timeouts is not None and "destination" in action:
+        forwards = "destination" in action
+        if rule.timeouts is not None and forwards:
             action["timeouts"] = _timeouts(rule.timeouts)
+        if rule.retry is not None and forwards:
+            action["retry"] = _retry(rule.retry)
+        session = rule.session_persistence if forwards else None
         issues.extend(b.issues)
         for j, (m, (path, _)) in enumerate(zip(rule.matches, paths, strict=True)):
             headers = _header_matches(m.headers)
@@ -330,6 +387,8 @@ def compile_http(route: HTTPRoute, backends: Backends) -> CompiledHTTPRoute:
                 "method": m.method,
                 **action,
             }
+            if session is not None:
+                fields["session"] = _session(session, f"{prefix}{i}", path)
             key: SortKey = (*_precedence(path, m.method, headers, qtuple), *tiebreak, i, j)
             entries.append(HTTPEntry(key, fields))
     return CompiledHTTPRoute(tuple(entries), tuple(issues), tuple(dropped), len(route.spec.rules))
@@ -392,6 +451,7 @@ def compile_grpc(route: GRPCRoute, backends: Backends) -> CompiledHTTPRoute:
         b = _RuleBuilder(backends, GRPC_ROUTE, ns, f"{prefix}{i}", i)
         b.filters(rule.filters)
         action = b.action(rule.backend_refs)
+        session = rule.session_persistence if "destination" in action else None
         issues.extend(b.issues)
         # No matches means every gRPC request.
         matches: list[GRPCRouteMatch | None] = [*rule.matches] or [None]
@@ -405,13 +465,29 @@ def compile_grpc(route: GRPCRoute, backends: Backends) -> CompiledHTTPRoute:
                 "grpc": True,
                 **action,
             }
+            if session is not None:
+                fields["session"] = _session(session, f"{prefix}{i}", path)
             key: SortKey = (*_precedence(path, None, headers, ()), *tiebreak, i, j)
             entries.append(HTTPEntry(key, fields))
     return CompiledHTTPRoute(tuple(entries), tuple(issues), tuple(dropped), len(route.spec.rules))
 
 
-def stamp(entries: tuple[HTTPEntry, ...], hostname: str) -> list[RouteEntry]:
-    """The IR routes of compiled entries on one hostname (virtual host), with sort keys."""
-    return [
-        RouteEntry((hostname, *e.key), ir.HTTPRoute(hostname=hostname, **e.fields)) for e in entries
-    ]
+def stamp(
+    entries: tuple[HTTPEntry, ...], hostname: str, listener_port: int | None = None
+) -> list[RouteEntry]:
+    """The IR routes of compiled entries on one hostname (virtual host), with sort keys.
+
+    A redirect with neither scheme nor port goes to ``listener_port``: Gateway API says its
+    port MUST be the listener's (Envoy alone would drop the port with a new hostname)."""
+    out = []
+    for e in entries:
+        fields = e.fields
+        redirect = fields.get("redirect")
+        if (
+            listener_port is not None
+            and isinstance(redirect, ir.Redirect)
+            and _to_listener_port(redirect)
+        ):
+            fields = {**fields, "redirect": replace(redirect, port=listener_port)}
+        out.append(RouteEntry((hostname, *e.key), ir.HTTPRoute(hostname=hostname, **fields)))
+    return out

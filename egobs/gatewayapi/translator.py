@@ -120,8 +120,9 @@ class _RouteMemo:
         self.route = route
         self.key = key
         self.compiled: CompiledHTTPRoute | None = None
-        # hostname -> stamped entries: the same ir.HTTPRoute objects while the route and its
-        # backends stay, so the xDS translator finds them by identity.
+        # hostname (plus " <port>" when a redirect takes the listener's port) -> stamped
+        # entries: the same ir.HTTPRoute objects while the route and its backends stay, so
+        # the xDS translator finds them by identity.
         self.stamped: dict[str, list[RouteEntry]] = {}
         self.env: object = None
         self.outcome: _Outcome | None = None
@@ -766,7 +767,7 @@ class _Translation:
                     added: list[RouteEntry] = []
                     if ls.programmed:
                         for host in hosts:
-                            added.extend(self._stamped(compiled, host, m))
+                            added.extend(self._stamped(compiled, host, ls.spec.port, m))
                         ls.http_entries.extend(added)
                     attachments.append(_Attachment(self.ordinals[id(ls)], tuple(added)))
             entries.append(
@@ -785,12 +786,17 @@ class _Translation:
         return _Outcome(tuple(attachments), status)
 
     @staticmethod
-    def _stamped(compiled: CompiledHTTPRoute, host: str, m: _RouteMemo | None) -> list[RouteEntry]:
+    def _stamped(
+        compiled: CompiledHTTPRoute, host: str, port: int, m: _RouteMemo | None
+    ) -> list[RouteEntry]:
+        # Most routes stamp the same IR on every listener; a port-less redirect does not.
+        by_port = compiled.redirects_to_listener_port
         if m is None:
-            return stamp(compiled.entries, host)
-        hit = m.stamped.get(host)
+            return stamp(compiled.entries, host, port if by_port else None)
+        key = f"{host} {port}" if by_port else host
+        hit = m.stamped.get(key)
         if hit is None:
-            hit = m.stamped[host] = stamp(compiled.entries, host)
+            hit = m.stamped[key] = stamp(compiled.entries, host, port if by_port else None)
         return hit
 
     def _presort(self) -> None:

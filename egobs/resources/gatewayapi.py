@@ -352,6 +352,38 @@ class HTTPRequestMirrorFilter(Model):
         return self
 
 
+class HTTPExternalAuthHTTP(Model):
+    path: Annotated[str, Field(max_length=1024)] | None = None
+    allowed_headers: list[str] = Field(default_factory=list, max_length=64)
+    allowed_response_headers: list[str] = Field(default_factory=list, max_length=64)
+
+
+class HTTPExternalAuthGRPC(Model):
+    allowed_headers: list[str] = Field(default_factory=list, max_length=64)
+
+
+class HTTPExternalAuthForwardBody(Model):
+    max_size: int | None = None
+
+
+class HTTPExternalAuthFilter(Model):
+    """ExternalAuth (experimental in v1.6): loaded so the route can say it is unsupported."""
+
+    protocol: Literal["HTTP", "GRPC"]
+    backend_ref: BackendObjectReference
+    http: HTTPExternalAuthHTTP | None = None
+    grpc: HTTPExternalAuthGRPC | None = None
+    forward_body: HTTPExternalAuthForwardBody | None = None
+
+    @model_validator(mode="after")
+    def _protocol_settings(self) -> HTTPExternalAuthFilter:
+        if (self.protocol == "GRPC") != (self.grpc is not None):
+            raise ValueError("grpc must be set exactly when protocol is GRPC")
+        if (self.protocol == "HTTP") != (self.http is not None):
+            raise ValueError("http must be set exactly when protocol is HTTP")
+        return self
+
+
 _FILTER_FIELDS = {
     "RequestHeaderModifier": "request_header_modifier",
     "ResponseHeaderModifier": "response_header_modifier",
@@ -360,6 +392,7 @@ _FILTER_FIELDS = {
     "URLRewrite": "url_rewrite",
     "ExtensionRef": "extension_ref",
     "CORS": "cors",
+    "ExternalAuth": "external_auth",
 }
 
 
@@ -384,6 +417,7 @@ class HTTPRouteFilter(Model):
         "URLRewrite",
         "ExtensionRef",
         "CORS",
+        "ExternalAuth",
     ]
     request_header_modifier: HTTPHeaderFilter | None = None
     response_header_modifier: HTTPHeaderFilter | None = None
@@ -392,6 +426,7 @@ class HTTPRouteFilter(Model):
     url_rewrite: HTTPURLRewriteFilter | None = Field(default=None, alias="urlRewrite")
     extension_ref: LocalObjectReference | None = None
     cors: HTTPCORSFilter | None = None
+    external_auth: HTTPExternalAuthFilter | None = None
 
     @model_validator(mode="after")
     def _field_matches_type(self) -> HTTPRouteFilter:
@@ -399,13 +434,93 @@ class HTTPRouteFilter(Model):
         return self
 
 
+_AT_MOST_ONCE = (
+    "CORS",
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestRedirect",
+    "URLRewrite",
+)
+
+
+def _check_filter_list(filters: list[HTTPRouteFilter]) -> None:
+    """The CRD's rules on one list of filters (a rule's, or a backendRef's)."""
+    types: list[str] = [f.type for f in filters]
+    if "RequestRedirect" in types and "URLRewrite" in types:
+        raise ValueError("RequestRedirect and URLRewrite filters cannot be used together")
+    for once in _AT_MOST_ONCE:
+        if types.count(once) > 1:
+            raise ValueError(f"{once} filter may appear at most once in a list of filters")
+
+
+def _prefix_rewrite(filters: list[HTTPRouteFilter]) -> bool:
+    return any(
+        (
+            f.request_redirect
+            and f.request_redirect.path
+            and f.request_redirect.path.type == "ReplacePrefixMatch"
+        )
+        or (
+            f.url_rewrite and f.url_rewrite.path and f.url_rewrite.path.type == "ReplacePrefixMatch"
+        )
+        for f in filters
+    )
+
+
 class HTTPBackendRef(BackendRef):
     filters: list[HTTPRouteFilter] = Field(default_factory=list, max_length=16)
+
+    @model_validator(mode="after")
+    def _filter_combinations(self) -> HTTPBackendRef:
+        _check_filter_list(self.filters)
+        return self
 
 
 class HTTPRouteTimeouts(Model):
     request: Duration | None = None
     backend_request: Duration | None = None
+
+
+class HTTPRouteRetry(Model):
+    """Retries of a failed backend request (GEP-1731): ``codes`` are the response statuses
+    that count as failed, ``attempts`` the most retries, ``backoff`` the least wait."""
+
+    codes: list[Annotated[int, Field(ge=400, le=599)]] = Field(default_factory=list)
+    attempts: Annotated[int, Field(ge=1)] | None = None
+    backoff: Duration | None = None
+
+    @model_validator(mode="after")
+    def _codes_are_a_set(self) -> HTTPRouteRetry:
+        if len(set(self.codes)) != len(self.codes):
+            raise ValueError("codes must not repeat a status code (the list is a set)")
+        return self
+
+
+class CookieConfig(Model):
+    lifetime_type: Literal["Permanent", "Session"] = "Session"
+
+
+class SessionPersistence(Model):
+    """Session persistence (GEP-1619): requests carrying the same session cookie or header
+    go to the same backend endpoint."""
+
+    session_name: Annotated[str, Field(max_length=128)] | None = None
+    absolute_timeout: Duration | None = None
+    type: Literal["Cookie", "Header"] = "Cookie"
+    cookie_config: CookieConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionPersistence:
+        if self.cookie_config is not None and self.type != "Cookie":
+            raise ValueError("cookieConfig can only be set with type Cookie")
+        permanent = (
+            self.cookie_config is not None and self.cookie_config.lifetime_type == "Permanent"
+        )
+        if permanent and self.absolute_timeout is None:
+            raise ValueError(
+                "absoluteTimeout must be specified when cookie lifetimeType is Permanent"
+            )
+        return self
 
 
 def _default_matches() -> list[HTTPRouteMatch]:
@@ -418,39 +533,22 @@ class HTTPRouteRule(Model):
     filters: list[HTTPRouteFilter] = Field(default_factory=list, max_length=16)
     backend_refs: list[HTTPBackendRef] = Field(default_factory=list, max_length=16)
     timeouts: HTTPRouteTimeouts | None = None
-    retry: dict[str, Any] | None = None
-    session_persistence: dict[str, Any] | None = None
+    retry: HTTPRouteRetry | None = None
+    session_persistence: SessionPersistence | None = None
 
     @model_validator(mode="after")
     def _filter_combinations(self) -> HTTPRouteRule:
-        types = [f.type for f in self.filters]
-        if "RequestRedirect" in types and "URLRewrite" in types:
-            raise ValueError("RequestRedirect and URLRewrite filters cannot be used together")
-        for once in (
-            "RequestHeaderModifier",
-            "ResponseHeaderModifier",
-            "RequestRedirect",
-            "URLRewrite",
-        ):
-            if types.count(once) > 1:
-                raise ValueError(f"{once} filter may appear at most once in a rule")
-        prefix_rewrite = any(
-            (
-                f.request_redirect
-                and f.request_redirect.path
-                and f.request_redirect.path.type == "ReplacePrefixMatch"
-            )
-            or (
-                f.url_rewrite
-                and f.url_rewrite.path
-                and f.url_rewrite.path.type == "ReplacePrefixMatch"
-            )
-            for f in self.filters
+        _check_filter_list(self.filters)
+        if self.backend_refs and any(f.type == "RequestRedirect" for f in self.filters):
+            raise ValueError("RequestRedirect filter must not be used together with backendRefs")
+        one_prefix_match = (
+            len(self.matches) == 1
+            and self.matches[0].path is not None
+            and self.matches[0].path.type == "PathPrefix"
         )
-        if prefix_rewrite and (
-            len(self.matches) != 1
-            or self.matches[0].path is None
-            or self.matches[0].path.type != "PathPrefix"
+        if not one_prefix_match and (
+            _prefix_rewrite(self.filters)
+            or any(_prefix_rewrite(b.filters) for b in self.backend_refs)
         ):
             raise ValueError(
                 "ReplacePrefixMatch needs exactly one match whose path type is PathPrefix"
@@ -532,7 +630,7 @@ class GRPCRouteRule(Model):
     matches: list[GRPCRouteMatch] = Field(default_factory=list, max_length=64)
     filters: list[GRPCRouteFilter] = Field(default_factory=list, max_length=16)
     backend_refs: list[GRPCBackendRef] = Field(default_factory=list, max_length=16)
-    session_persistence: dict[str, Any] | None = None
+    session_persistence: SessionPersistence | None = None
 
 
 class GRPCRouteSpec(CommonRouteSpec):

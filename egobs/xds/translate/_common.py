@@ -51,3 +51,7 @@ def stat_safe(name: str) -> str:
 
 CORS_FILTER = "envoy.filters.http.cors"
 """The HTTP filter that applies each route's CORS policy (``typed_per_filter_config``)."""
+
+STATEFUL_SESSION_FILTER = "envoy.filters.http.stateful_session"
+"""The HTTP filter that keeps a route's sessions on one endpoint (``typed_per_filter_config``;
+without it a route has no sessions)."""

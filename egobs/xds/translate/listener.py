@@ -16,6 +16,7 @@ from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.http.stateful_session.v3 import stateful_session_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -27,7 +28,7 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from egobs import ir
 
-from ._common import BLACKHOLE_CLUSTER, CORS_FILTER, pack, set_ads
+from ._common import BLACKHOLE_CLUSTER, CORS_FILTER, STATEFUL_SESSION_FILTER, pack, set_ads
 from .accesslog import http_access_logs, listener_access_logs, tcp_access_logs
 from .tracing import build_tracing
 
@@ -53,6 +54,8 @@ ROUTER_FILTER = "envoy.filters.http.router"
 
 _ROUTER = pack(router_pb2.Router())
 _CORS = pack(cors_pb2.Cors())
+# No session state of its own: only routes with a session policy of theirs have sessions.
+_STATEFUL_SESSION = pack(stateful_session_pb2.StatefulSession())
 _TLS_INSPECTOR = pack(tls_inspector_pb2.TlsInspector())
 
 
@@ -75,9 +78,10 @@ class HTTPChain:
     server_names: tuple[str, ...] = ()
     transport_protocol: str = ""
     tls: TLSPlan | None = None
-    # Whether some route it serves has a CORS policy: the CORS filter is in the chain then
-    # (it reads each route's policy; routes without one pass through).
+    # Whether some route it serves has a CORS policy (or session persistence): the filter
+    # is in the chain then (it reads each route's policy; routes without one pass through).
     cors: bool = False
+    sessions: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +245,13 @@ def _plan_stream(out: Plan, group: _Port, port: int) -> None:
         tls = TLSPlan(tuple(c.name for c in lis.tls.certificates), lis.tls.alpn_protocols)
         tls_chains.append(
             HTTPChain(
-                lis.name, lis.name, f"https-{port}", server_names, tls=tls, cors=_has_cors([lis])
+                lis.name,
+                lis.name,
+                f"https-{port}",
+                server_names,
+                tls=tls,
+                cors=_has_cors([lis]),
+                sessions=_has_sessions([lis]),
             )
         )
         out.route_configs.append((lis.name, (lis,)))
@@ -258,7 +268,13 @@ def _plan_stream(out: Plan, group: _Port, port: int) -> None:
     plain: HTTPChain | TCPChain | None = None
     if group.http:
         first = group.http[0]
-        plain = HTTPChain(first.name, first.name, f"http-{port}", cors=_has_cors(group.http))
+        plain = HTTPChain(
+            first.name,
+            first.name,
+            f"http-{port}",
+            cors=_has_cors(group.http),
+            sessions=_has_sessions(group.http),
+        )
         out.route_configs.append((first.name, tuple(group.http)))
     else:
         for tcp in group.tcp:
@@ -326,6 +342,10 @@ def _hcm(chain: HTTPChain, p: ListenerPlan) -> hcm_pb2.HttpConnectionManager:
     )
     out.use_remote_address.value = True
     out.normalize_path.value = True
+    # Host ports never select anything (Gateway API hostnames have none), and Envoy keeps
+    # the client's port in a redirect's Location even where the spec wants the new scheme's
+    # well-known port or the listener's (set by the route): the port goes at the door.
+    out.strip_any_host_port = True
     set_ads(out.rds.config_source)
     out.rds.route_config_name = chain.route_config
     out.upgrade_configs.add().upgrade_type = "websocket"
@@ -333,6 +353,10 @@ def _hcm(chain: HTTPChain, p: ListenerPlan) -> hcm_pb2.HttpConnectionManager:
         cors = out.http_filters.add()
         cors.name = CORS_FILTER
         cors.typed_config.CopyFrom(_CORS)
+    if chain.sessions:
+        sessions = out.http_filters.add()
+        sessions.name = STATEFUL_SESSION_FILTER
+        sessions.typed_config.CopyFrom(_STATEFUL_SESSION)
     router = out.http_filters.add()
     router.name = ROUTER_FILTER
     router.typed_config.CopyFrom(_ROUTER)
@@ -378,3 +402,7 @@ def _set_udp(out: listener_pb2.Listener, p: UDPListenerPlan) -> None:
 
 def _has_cors(listeners: Iterable[ir.HTTPListener]) -> bool:
     return any(route.cors is not None for lis in listeners for route in lis.routes)
+
+
+def _has_sessions(listeners: Iterable[ir.HTTPListener]) -> bool:
+    return any(route.session is not None for lis in listeners for route in lis.routes)

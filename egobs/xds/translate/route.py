@@ -15,12 +15,15 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.stateful_session.v3 import stateful_session_pb2
+from envoy.extensions.http.stateful_session.cookie.v3 import cookie_pb2
+from envoy.extensions.http.stateful_session.header.v3 import header_pb2
 from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import percent_pb2
 
 from egobs import ir
 
-from ._common import CORS_FILTER, set_seconds, stat_safe
+from ._common import CORS_FILTER, STATEFUL_SESSION_FILTER, set_seconds, stat_safe
 
 __all__ = [
     "build_route_configuration",
@@ -86,6 +89,10 @@ def build_routes(route: ir.HTTPRoute, *, stats: bool = False) -> tuple[rc.Route,
         )
     if route.cors is not None:
         out.typed_per_filter_config[CORS_FILTER].Pack(cors_policy(route.cors), deterministic=True)
+    if route.session is not None and route.destination is not None:
+        out.typed_per_filter_config[STATEFUL_SESSION_FILTER].Pack(
+            session_policy(route.session), deterministic=True
+        )
 
     if route.direct_response is not None:
         _set_direct_response(out.direct_response, route.direct_response)
@@ -102,14 +109,29 @@ def build_routes(route: ir.HTTPRoute, *, stats: bool = False) -> tuple[rc.Route,
     action = out.route
     action.SetInParent()
     settings = dest.settings
-    if len(settings) == 1:
+    per_backend_headers = any(s.request_headers or s.response_headers for s in settings)
+    if len(settings) == 1 and not per_backend_headers:
         action.cluster = settings[0].cluster.name
     else:
+        # Also for one backend with its own header filters: only a weighted cluster has
+        # header changes of its own.
         clusters = action.weighted_clusters.clusters
         for setting in settings:
             weighted = clusters.add()
             weighted.name = setting.cluster.name
             weighted.weight.value = setting.weight
+            if setting.request_headers is not None:
+                _set_header_modifier(
+                    weighted.request_headers_to_add,
+                    weighted.request_headers_to_remove,
+                    setting.request_headers,
+                )
+            if setting.response_headers is not None:
+                _set_header_modifier(
+                    weighted.response_headers_to_add,
+                    weighted.response_headers_to_remove,
+                    setting.response_headers,
+                )
     if route.url_rewrite is not None:
         _set_url_rewrite(action, route.url_rewrite, route.path_match)
     for mirror in route.mirrors:
@@ -120,7 +142,9 @@ def build_routes(route: ir.HTTPRoute, *, stats: bool = False) -> tuple[rc.Route,
             fraction.numerator = max(0, round(mirror.percent * 10_000))
             fraction.denominator = _MILLION
     if route.timeouts is not None:
-        _set_timeouts(action, route.timeouts)
+        _set_timeouts(action, route.timeouts, route.retry)
+    if route.retry is not None:
+        _set_retry(action.retry_policy, route.retry)
 
     if dest.invalid_weight > 0:
         return (_invalid_share_route(out, dest), out)
@@ -305,22 +329,58 @@ def _set_redirect(out: rc.RedirectAction, redirect: ir.Redirect, path: ir.PathMa
     out.response_code = _REDIRECT_CODES.get(redirect.status_code, rc.RedirectAction.FOUND)
 
 
-def _set_timeouts(action: rc.RouteAction, timeouts: ir.Timeouts) -> None:
-    """Gateway API timeouts, as Envoy Gateway maps them when no retries are configured.
+def _set_timeouts(action: rc.RouteAction, timeouts: ir.Timeouts, retry: ir.Retry | None) -> None:
+    """Gateway API timeouts (GEP-1742) with or without retries (GEP-1731).
 
-    ``request`` bounds the whole exchange: ``route.timeout``. Without retries there is a
-    single backend attempt, so a lone ``backendRequest`` bounds it the same way (Envoy
-    Gateway does this too; otherwise Envoy's 15 s default would still apply). With both
-    set, the backend attempt also gets ``per_try_timeout``, which Envoy applies to the first
-    attempt even when ``retry_on`` is empty (no retries).
+    ``request`` bounds the whole exchange, retries included: ``route.timeout``.
+    ``backendRequest`` bounds each backend attempt: ``per_try_timeout``, which Envoy applies
+    to the first attempt even when nothing is retried. Without ``request``, the whole
+    exchange is bounded by every attempt's share, so Envoy's 15 s default never cuts a
+    longer ``backendRequest`` short: one attempt without retries (as Envoy Gateway does),
+    ``attempts + 1`` with them.
     """
     request, backend = timeouts.request, timeouts.backend_request
     if request is not None:
         set_seconds(action.timeout, request)
     elif backend is not None:
-        set_seconds(action.timeout, backend)
-    if request is not None and backend:
+        tries = 1 if retry is None else 1 + (retry.attempts or _ENVOY_DEFAULT_RETRIES)
+        set_seconds(action.timeout, 0 if backend == 0 else backend * tries)
+    if backend and (request is not None or retry is not None):
         set_seconds(action.retry_policy.per_try_timeout, backend)
+
+
+_ENVOY_DEFAULT_RETRIES = 1
+# What Gateway API's "retry on connection errors" (a SHOULD) means in Envoy's terms: the
+# connection failed or was reset, or the stream was refused; per-try timeouts count as resets.
+_RETRY_ON_CONNECTION = "connect-failure,refused-stream,reset"
+
+
+def _set_retry(policy: rc.RetryPolicy, retry: ir.Retry) -> None:
+    policy.retry_on = _RETRY_ON_CONNECTION + (",retriable-status-codes" if retry.codes else "")
+    policy.retriable_status_codes.extend(retry.codes)
+    if retry.attempts is not None:
+        policy.num_retries.value = retry.attempts
+    if retry.backoff is not None:
+        set_seconds(policy.retry_back_off.base_interval, retry.backoff)
+
+
+def session_policy(session: ir.SessionPersistence) -> stateful_session_pb2.StatefulSessionPerRoute:
+    """A route's stateful session: the cookie or header that names the endpoint its first
+    response came from, which later requests carrying it go back to."""
+    state = stateful_session_pb2.StatefulSessionPerRoute()
+    config = state.stateful_session.session_state
+    if session.type is ir.SessionType.HEADER:
+        config.name = "envoy.http.stateful_session.header"
+        config.typed_config.Pack(header_pb2.HeaderBasedSessionState(name=session.name))
+        return state
+    cookie = cookie_pb2.CookieBasedSessionState()
+    cookie.cookie.name = session.name
+    cookie.cookie.path = session.path
+    if session.ttl is not None:
+        set_seconds(cookie.cookie.ttl, session.ttl)
+    config.name = "envoy.http.stateful_session.cookie"
+    config.typed_config.Pack(cookie, deterministic=True)
+    return state
 
 
 # --------------------------------------------------------------------------- containers
