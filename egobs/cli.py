@@ -348,6 +348,7 @@ def _load_resources(cfg: Any, files: Sequence[str]) -> Any:
 def _render_bootstrap(
     cfg: Any, proxy: Any, *, node_id: str, admin_port: int, xds_host: str | None = None
 ) -> dict[str, Any]:
+    from egobs.config import proxy_tls
     from egobs.infra.bootstrap import bootstrap
 
     return bootstrap(
@@ -358,6 +359,7 @@ def _render_bootstrap(
         admin_port=admin_port,
         stats_flush_interval_s=cfg.infra.host.stats_flush_interval_s,
         delta=cfg.xds.mode == "delta",
+        tls=proxy_tls(cfg),
     )
 
 
@@ -429,6 +431,69 @@ def bootstrap_command(
     click.echo(json.dumps(config, indent=2))
     flags = " ".join(ENVOY_FLAGS)
     click.echo(f"# run: envoy -c bootstrap.json {flags}", err=True)
+
+
+@main.command("certgen")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The directory to write (created, mode 0700, when missing).",
+)
+@click.option(
+    "--gateway",
+    "gateways",
+    multiple=True,
+    metavar="NAMESPACE/NAME",
+    help="Write a client certificate for this Gateway's proxies (repeatable).",
+)
+@click.option(
+    "--days",
+    type=int,
+    default=365,
+    show_default=True,
+    help="How long the certificates it issues last (the CA: 10 years).",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Another name or address the proxies reach the xDS server and sink at (a compose "
+    "service name, say); 127.0.0.1, ::1 and localhost are always in (repeatable).",
+)
+@click.option(
+    "--force", is_flag=True, help="Issue a new CA and re-issue every certificate in --out."
+)
+def certgen_command(
+    out: str, gateways: Sequence[str], days: int, hosts: Sequence[str], force: bool
+) -> None:
+    """Write a local CA and certificates for mTLS between Envoy, the xDS server and the
+    sink, like Envoy Gateway's `certgen --local`.
+
+    \b
+    OUT/ca.pem, ca-key.pem           the CA
+    OUT/xds.pem, xds-key.pem         the xDS server (xds.tls)
+    OUT/sink.pem, sink-key.pem       the sink (egobs sink --tls-*)
+    OUT/gateways/NS/NAME/cert.pem    a Gateway's proxies (URI SAN
+             .../key.pem             spiffe://egobs.local/gateway/NS/NAME)
+
+    Keys are written 0600. Files that exist are kept: run it again with another --gateway
+    to add that Gateway's certificate, signed by the same CA. Prints each file written.
+    Exits 2 when an option is wrong or OUT holds files that do not fit together.
+    """
+    from pathlib import Path
+
+    from egobs.certs import CertgenError, certgen
+
+    try:
+        written = certgen(Path(out), gateways=gateways, days=days, hosts=hosts, force=force)
+    except CertgenError as exc:
+        click.echo(f"egobs: certgen: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    for path in written:
+        click.echo(str(path))
+    if not written:
+        click.echo(f"egobs: certgen: every file in {out} exists; nothing written", err=True)
 
 
 # --------------------------------------------------------------------------- runtime commands
@@ -546,6 +611,12 @@ async def _run_until_signalled(cp: Any, after_start: Any = None) -> None:
     default=None,
     help="Log line format [default: telemetry.logging.format of the config, json].",
 )
+@click.option(
+    "--stop-proxies",
+    is_flag=True,
+    help="Stop the Envoys egobs runs when it exits [default: infra.host.keepProxies of the "
+    "config: they keep serving, and the next egobs serve adopts them].",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -553,17 +624,29 @@ def serve(
     files: Sequence[str],
     log_level: str,
     log_format: str | None,
+    stop_proxies: bool,
     **overrides: Any,
 ) -> None:
     """Run the control plane: watch resources, serve xDS, supervise Envoy.
+
+    In host mode the Envoys outlive it: they keep serving when it stops or is killed, and
+    the next `egobs serve` with the same runtime directory and xDS address adopts them.
+    `--stop-proxies` or `egobs proxies stop` stops them.
 
     Exits 1 when the xDS or admin port cannot be bound (in use, say), 2 when the config or
     the resources cannot be loaded.
     """
     from egobs.controlplane import ControlPlane
+    from egobs.infra.records import default_runtime_dir
     from egobs.telemetry.logging import setup_logging
 
     cfg = _build_config(config_file, files, overrides)
+    host = cfg.infra.host
+    if stop_proxies:
+        host.keep_proxies = False
+    if host.keep_proxies and host.runtime_dir is None:
+        # The same directory on every start: where a restarted egobs finds its Envoys.
+        host.runtime_dir = str(default_runtime_dir())
     logging_cfg = cfg.telemetry.logging
     # The config file decides unless the flag was given on the command line.
     if ctx.get_parameter_source("log_level") == click.core.ParameterSource.COMMANDLINE:
@@ -578,6 +661,14 @@ def serve(
     try:
         admin_token(cfg)  # a missing or empty token file: one line now, not at start-up
     except ValueError as exc:
+        click.echo(f"egobs: {exc}", err=True)
+        sys.exit(EXIT_LOAD_ERROR)
+    from egobs.certs import TLSFileError
+    from egobs.config import check_tls
+
+    try:
+        check_tls(cfg)  # the same for an unusable certificate, key or CA file
+    except TLSFileError as exc:
         click.echo(f"egobs: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
     cp = ControlPlane(cfg)
@@ -1135,6 +1226,88 @@ def collect(output: str | None, admin: str | None, config_file: str | None) -> N
     click.echo(str(path))
 
 
+@main.group()
+def proxies() -> None:
+    """The host-mode Envoys `egobs serve` left running (they outlive it by default)."""
+
+
+def _proxy_runtime_dir(runtime_dir: str | None, config_file: str | None) -> Any:
+    from pathlib import Path
+
+    from egobs.infra.records import default_runtime_dir
+
+    if runtime_dir is not None:
+        return Path(runtime_dir)
+    if config_file is not None:
+        configured = _load_config(config_file).infra.host.runtime_dir
+        if configured is not None:
+            return Path(configured)
+    return default_runtime_dir()
+
+
+def _proxy_options(f: Any) -> Any:
+    f = click.option(
+        "--runtime-dir",
+        default=None,
+        help="The runtime directory [default: infra.host.runtimeDir of -c, else egobs "
+        "serve's default].",
+    )(f)
+    return click.option("-c", "--config", "config_file", default=None, help="egobs config.")(f)
+
+
+@proxies.command("list")
+@_proxy_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(("table", "yaml", "json")),
+    default="table",
+    show_default=True,
+)
+def proxies_list(runtime_dir: str | None, config_file: str | None, output: str) -> None:
+    """The Envoys still running from a runtime directory, whoever runs them now."""
+    from dataclasses import asdict
+
+    from egobs.infra.records import live_records
+
+    directory = _proxy_runtime_dir(runtime_dir, config_file)
+    records = live_records(directory)
+    if output != "table":
+        _emit([asdict(r) for r in records], output)
+        return
+    if not records:
+        click.echo(f"no running Envoys in {directory}")
+        return
+    click.echo(f"{'PROXY':30} {'PID':>8}  {'NODE ID':36} XDS")
+    for r in records:
+        click.echo(f"{r.name:30} {r.pid:>8}  {r.node_id:36} {r.xds}")
+
+
+@proxies.command("stop")
+@_proxy_options
+@click.option("--grace", type=float, default=5.0, show_default=True, help="Seconds to SIGKILL.")
+def proxies_stop(runtime_dir: str | None, config_file: str | None, grace: float) -> None:
+    """Stop the Envoys still running from a runtime directory (SIGTERM, then SIGKILL).
+
+    Meant for Envoys whose control plane is not coming back: a running `egobs serve` would
+    start them again. Exits 1 when one could not be stopped."""
+    from egobs.infra.records import live_records, stop_recorded
+
+    directory = _proxy_runtime_dir(runtime_dir, config_file)
+    records = live_records(directory)
+    failed = 0
+    for r in records:
+        if stop_recorded(r, grace_s=grace):
+            click.echo(f"stopped {r.name} (pid {r.pid})")
+        else:
+            click.echo(f"egobs: could not stop {r.name} (pid {r.pid})", err=True)
+            failed += 1
+    if not records:
+        click.echo(f"no running Envoys in {directory}")
+    if failed:
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--name", required=True, help="Backend name echoed in every reply.")
 @click.option("--port", type=int, required=True)
@@ -1301,14 +1474,26 @@ def dashboards_generate(out: str | None, docs: str | None, readme: str | None) -
 @click.option("--otlp-endpoint", default=None, help="Forward logs to this OTLP/gRPC host:port.")
 @click.option("--max-queue", type=int, default=None, help="Entries queued before dropping.")
 @click.option("--label-cap", type=int, default=None, help="Distinct route/cluster labels.")
+@click.option(
+    "--tls-cert", default=None, help="mTLS: the sink's certificate (egobs certgen's sink.pem)."
+)
+@click.option("--tls-key", default=None, help="mTLS: its key (sink-key.pem).")
+@click.option(
+    "--tls-ca",
+    default=None,
+    help="mTLS: the CA client certificates must chain to (ca.pem); a proxy's logs are "
+    "taken only for the Gateway its certificate names.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def sink(config_file: str | None, log_level: str, **options: Any) -> None:
     """The gRPC access-log sink: RED metrics, JSON lines and OTLP forwarding from Envoy logs.
 
+    Plaintext unless --tls-cert, --tls-key and --tls-ca (or the config's tls) are given.
     Exits 1 when the gRPC or metrics port cannot be bound, 2 on a bad config or option.
     """
     import pydantic
 
+    from egobs.certs import ServerTLS, TLSFileError
     from egobs.resources.loader import LoadError
     from egobs.sink import SinkConfig, load_sink_config, run_sink
 
@@ -1337,11 +1522,28 @@ def sink(config_file: str | None, log_level: str, **options: Any) -> None:
             for key in path[:-1]:
                 target = target[key]
             target[path[-1]] = options[option]
+    tls_options = {
+        "cert_file": options["tls_cert"],
+        "key_file": options["tls_key"],
+        "ca_file": options["tls_ca"],
+    }
+    given = {k: v for k, v in tls_options.items() if v is not None}
+    if given:
+        data["tls"] = {**(data.get("tls") or {}), **given}
     try:
         cfg = SinkConfig.model_validate(data)
     except pydantic.ValidationError as exc:
-        click.echo(f"egobs: invalid sink options: {exc}", err=True)
+        if "tls" in data and data["tls"].keys() != tls_options.keys():
+            click.echo("egobs: mTLS needs all of --tls-cert, --tls-key and --tls-ca", err=True)
+        else:
+            click.echo(f"egobs: invalid sink options: {exc}", err=True)
         sys.exit(EXIT_LOAD_ERROR)
+    if cfg.tls is not None:
+        try:
+            ServerTLS.load(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.ca_file, what="tls")
+        except TLSFileError as exc:
+            click.echo(f"egobs: {exc}", err=True)
+            sys.exit(EXIT_LOAD_ERROR)
     _run_servers(run_sink(cfg))
 
 

@@ -7,7 +7,14 @@
     provider:
       type: File
       file: {paths: [examples/quickstart]}
-    xds: {address: 127.0.0.1, port: 18000}
+    xds:
+      address: 127.0.0.1
+      port: 18000
+      tls:                                  # optional mTLS with the proxies (egobs certgen)
+        certFile: certs/xds.pem
+        keyFile: certs/xds-key.pem
+        caFile: certs/ca.pem                # client certificates must chain to it
+        proxyCertDir: certs/gateways        # default: gateways/ beside caFile
     admin: {address: 127.0.0.1, port: 19000}
     infra:
       type: Host
@@ -27,24 +34,35 @@
         format: json                        # or console
         level: info
         components: {egobs.xds: debug}      # logger name -> level
+    proxyTelemetry:
+      accessLogSink:
+        host: 127.0.0.1
+        port: 18090
+        tls: {caFile: certs/ca.pem}         # optional mTLS to an `egobs sink --tls-*`
 
-Unknown fields are errors, reported like resource errors (file, field path).
+Relative paths are relative to the config file. Unknown fields are errors, reported like
+resource errors (file, field path).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
 
+from egobs import ir
+from egobs.certs import ServerTLS, TLSFileError
 from egobs.gatewayapi.telemetry import SinkAddress, TelemetryDefaults
 from egobs.infra.binding import HostBinding
+from egobs.infra.bootstrap import SINK_CA_SECRET, SINK_CLIENT_SECRET, ProxyTLS, UpstreamTLS
 from egobs.infra.ports import PortMap
 from egobs.resources._base import Model
 from egobs.resources.loader import load_model_file
 
 __all__ = [
+    "AccessLogSinkTLSConfig",
     "AdminConfig",
     "Config",
     "FileProviderConfig",
@@ -57,9 +75,13 @@ __all__ = [
     "TelemetryConfig",
     "TracingConfig",
     "XdsConfig",
+    "XdsTLSConfig",
+    "check_tls",
     "host_binding",
     "load_config",
+    "proxy_tls",
     "telemetry_defaults",
+    "xds_server_tls",
 ]
 
 DEFAULT_CONTROLLER_NAME = "gateway.egobs.dev/gatewayclass-controller"
@@ -82,11 +104,30 @@ class ProviderConfig(Model):
     file: FileProviderConfig = Field(default_factory=FileProviderConfig)
 
 
+class XdsTLSConfig(Model):
+    """mTLS between the proxies and the xDS server; ``egobs certgen`` writes every file.
+
+    The server presents ``certFile``/``keyFile``, requires a client certificate that chains
+    to ``caFile``, and serves a stream only the snapshot of the Gateway that certificate
+    names. The proxies egobs runs (and ``egobs bootstrap`` prints) verify the server with
+    ``caFile`` and present their Gateway's certificate from ``proxyCertDir``.
+    """
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+    # <dir>/<namespace>/<name>/cert.pem and key.pem, as `egobs certgen --gateway` writes
+    # them; default: gateways/ beside caFile (certgen's layout).
+    proxy_cert_dir: str | None = None
+
+
 class XdsConfig(Model):
     address: str = "127.0.0.1"
     port: Port = 18000
     # How the proxies egobs starts talk ADS: state of the world or incremental.
     mode: Literal["sotw", "delta"] = "delta"
+    # None: plaintext (the default, for a server on loopback).
+    tls: XdsTLSConfig | None = None
 
 
 class AdminConfig(Model):
@@ -98,7 +139,12 @@ class AdminConfig(Model):
 
 
 class HostInfraConfig(Model):
+    # Bootstraps, logs and proxy records. `egobs serve` defaults it (keepProxies needs it):
+    # $XDG_RUNTIME_DIR/egobs, else ~/.local/state/egobs/run; elsewhere a temporary one.
     runtime_dir: str | None = None
+    # Envoys keep serving when the control plane stops or dies; the next one adopts them.
+    # False: they stop with it (as `egobs serve --stop-proxies` and `egobs demo` do).
+    keep_proxies: bool = True
     log_level: Literal["trace", "debug", "info", "warn", "warning", "error", "critical", "off"] = (
         "warn"
     )
@@ -145,12 +191,23 @@ class TelemetryConfig(Model):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
+class AccessLogSinkTLSConfig(Model):
+    """mTLS from the proxies to an ``egobs sink`` run with TLS: the proxies verify the
+    sink's certificate with ``caFile`` (it must name ``host``) and present their Gateway's
+    certificate from ``proxyCertDir``."""
+
+    ca_file: str
+    # As xds.tls.proxyCertDir; default: gateways/ beside caFile.
+    proxy_cert_dir: str | None = None
+
+
 class AccessLogSinkConfig(Model):
     """Where the proxies stream access logs over gRPC (an ``egobs sink``)."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 18090
     log_name: str = "egobs"
+    tls: AccessLogSinkTLSConfig | None = None
 
 
 class ProxyTelemetryConfig(Model):
@@ -185,7 +242,23 @@ def load_config(path: str | Path) -> Config:
     ]
     if cfg.admin.token_file is not None and not Path(cfg.admin.token_file).is_absolute():
         cfg.admin.token_file = str(base / cfg.admin.token_file)
+    xds_tls = cfg.xds.tls
+    if xds_tls is not None:
+        xds_tls.cert_file = _relative_to(base, xds_tls.cert_file)
+        xds_tls.key_file = _relative_to(base, xds_tls.key_file)
+        xds_tls.ca_file = _relative_to(base, xds_tls.ca_file)
+        if xds_tls.proxy_cert_dir is not None:
+            xds_tls.proxy_cert_dir = _relative_to(base, xds_tls.proxy_cert_dir)
+    sink = cfg.proxy_telemetry.access_log_sink
+    if sink is not None and sink.tls is not None:
+        sink.tls.ca_file = _relative_to(base, sink.tls.ca_file)
+        if sink.tls.proxy_cert_dir is not None:
+            sink.tls.proxy_cert_dir = _relative_to(base, sink.tls.proxy_cert_dir)
     return cfg
+
+
+def _relative_to(base: Path, path: str) -> str:
+    return path if Path(path).is_absolute() else str(base / path)
 
 
 def admin_token(config: Config) -> str | None:
@@ -206,8 +279,21 @@ def admin_token(config: Config) -> str | None:
 def telemetry_defaults(config: Config) -> TelemetryDefaults:
     """What every Gateway's telemetry gets where its EnvoyProxy says nothing."""
     als = config.proxy_telemetry.access_log_sink
-    sink = SinkAddress(als.host, als.port, als.log_name) if als is not None else None
-    return TelemetryDefaults(sink=sink)
+    if als is None:
+        return TelemetryDefaults(sink=None)
+    tls = None
+    if als.tls is not None:
+        sni = "" if _is_ip(als.host) else als.host
+        tls = ir.TelemetryTLS(SINK_CLIENT_SECRET, SINK_CA_SECRET, sni)
+    return TelemetryDefaults(sink=SinkAddress(als.host, als.port, als.log_name, tls=tls))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def host_binding(config: Config) -> HostBinding:
@@ -217,3 +303,71 @@ def host_binding(config: Config) -> HostBinding:
         port_map=PortMap(offset=host.port_offset, explicit=dict(host.port_map)),
         listener_address=host.listener_address,
     )
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def xds_server_tls(config: Config) -> ServerTLS | None:
+    """The xDS server's mTLS credentials, read from ``xds.tls``'s files (None: plaintext);
+    :class:`~egobs.certs.TLSFileError` (one line) when one cannot be used."""
+    tls = config.xds.tls
+    if tls is None:
+        return None
+    return ServerTLS.load(tls.cert_file, tls.key_file, tls.ca_file, what="xds.tls")
+
+
+def proxy_tls(config: Config) -> ProxyTLS | None:
+    """How the proxies of this config authenticate to the xDS server and the sink, for
+    their bootstraps (None: plaintext to both)."""
+    xds = config.xds.tls
+    sink = config.proxy_telemetry.access_log_sink
+    sink_tls = sink.tls if sink is not None else None
+    if xds is None and sink_tls is None:
+        return None
+    return ProxyTLS(
+        xds=(
+            UpstreamTLS(xds.ca_file, _proxy_cert_dir(xds.ca_file, xds.proxy_cert_dir))
+            if xds is not None
+            else None
+        ),
+        sink=(
+            UpstreamTLS(
+                sink_tls.ca_file,
+                _proxy_cert_dir(sink_tls.ca_file, sink_tls.proxy_cert_dir),
+                server_name=sink.host,
+            )
+            if sink is not None and sink_tls is not None
+            else None
+        ),
+    )
+
+
+def check_tls(config: Config) -> None:
+    """Raise :class:`~egobs.certs.TLSFileError` (one line) when a TLS file of the config
+    cannot be used: the xDS server's certificate, key and CA and, with Host infra, the CA
+    and the certificate directory the proxies are given (with External infra those paths
+    are the Envoys' own). A Gateway's own certificate is read by its Envoy: one that is
+    missing stops only that Envoy, which logs the path."""
+    xds_server_tls(config)
+    tls = proxy_tls(config)
+    if tls is None or config.infra.type != "Host":
+        return
+    for what, upstream in (("xds.tls", tls.xds), ("proxyTelemetry.accessLogSink.tls", tls.sink)):
+        if upstream is None:
+            continue
+        try:
+            Path(upstream.ca_file).read_bytes()
+        except OSError as exc:
+            raise TLSFileError(
+                f"{what}.caFile {upstream.ca_file}: cannot read: {exc.strerror or exc}"
+            ) from None
+        if not Path(upstream.cert_dir).is_dir():
+            raise TLSFileError(
+                f"{what}.proxyCertDir {upstream.cert_dir}: not a directory; "
+                "write it with `egobs certgen --out DIR --gateway NAMESPACE/NAME`"
+            )
+
+
+def _proxy_cert_dir(ca_file: str, given: str | None) -> str:
+    return given if given is not None else str(Path(ca_file).parent / "gateways")

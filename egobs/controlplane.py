@@ -18,7 +18,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from egobs import gatewayapi, ir
-from egobs.config import Config, admin_token, host_binding, telemetry_defaults
+from egobs.config import (
+    Config,
+    admin_token,
+    host_binding,
+    proxy_tls,
+    telemetry_defaults,
+    xds_server_tls,
+)
 from egobs.gatewayapi import merge_rejections
 from egobs.infra.binding import BindingError, HostBinding
 from egobs.infra.host import ExternalInfra, HostInfra, Infra, envoy_version
@@ -338,10 +345,11 @@ class ControlPlane:
             address=self.config.xds.address,
             port=self.config.xds.port,
             observer=observer,
+            tls=xds_server_tls(self.config),
         )
         if self.config.infra.type == "Host":
             host = self.config.infra.host
-            self.infra = HostInfra(
+            host_infra = HostInfra(
                 xds_host=self.config.xds.address,
                 xds_port=self.xds.port,
                 runtime_dir=host.runtime_dir,
@@ -350,7 +358,13 @@ class ControlPlane:
                 delta=self.config.xds.mode == "delta",
                 extra_args=list(host.extra_args),
                 observer=self.telemetry.infra_observer,
+                keep_proxies=host.keep_proxies,
+                tls=proxy_tls(self.config),
             )
+            self.infra = host_infra
+            # Before the first apply: Envoys a previous control plane left are kept, not
+            # replaced, when their bootstrap is still the one wanted.
+            await host_infra.adopt()
         else:
             self.infra = ExternalInfra(observer=self.telemetry.infra_observer)
         self.admin = await admin.start(

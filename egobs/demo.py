@@ -202,6 +202,7 @@ def demo_config(
     cfg.xds.port = xds_port
     cfg.admin.port = admin_port
     cfg.infra.host.port_offset = port_offset
+    cfg.infra.host.keep_proxies = False  # a demo leaves nothing running
     cfg.infra.host.port_map = {DEFAULT_STATS_PORT: stats_port}
     return cfg
 

@@ -64,6 +64,7 @@ __all__ = [
     "TCPRoute",
     "TLSConfig",
     "TelemetryCluster",
+    "TelemetryTLS",
     "Timeouts",
     "Tracing",
     "TracingTag",
@@ -419,18 +420,31 @@ class Attribute:
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetryTLS:
+    """mTLS to a telemetry destination with the proxy's own identity: the names of the
+    static secrets every proxy's bootstrap holds (its Gateway's client certificate, and the
+    validation of the destination's certificate), and the SNI to send (empty: none)."""
+
+    certificate_secret: str
+    validation_secret: str
+    sni: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TelemetryCluster:
     """A collector that proxies stream telemetry to: one Envoy cluster, inline endpoints.
 
     ``name`` is the Envoy cluster name, ``telemetry/<what>/<ns>/<envoyproxy>/<i>`` (or
     ``telemetry/egobs-sink`` for the configured sink), so it cannot clash with route
-    clusters. ``http2`` is True for gRPC (every sink but OTLP/HTTP traces).
+    clusters. ``http2`` is True for gRPC (every sink but OTLP/HTTP traces). ``tls``: mTLS
+    (the configured sink with ``proxyTelemetry.accessLogSink.tls``).
     """
 
     name: str
     endpoints: tuple[Endpoint, ...]
     address_type: AddressType = AddressType.IP
     http2: bool = True
+    tls: TelemetryTLS | None = None
 
 
 class AccessLogType(enum.StrEnum):

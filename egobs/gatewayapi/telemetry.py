@@ -87,6 +87,7 @@ class SinkAddress:
     host: str
     port: int
     log_name: str = "egobs"
+    tls: ir.TelemetryTLS | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,7 @@ class CompiledTelemetry:
 def sink_access_log(sink: SinkAddress, *, name: str = "egobs-sink") -> ir.AccessLog:
     """Every request and TCP connection, streamed over gRPC ALS to the ``egobs sink`` at
     ``sink`` through cluster ``telemetry/<name>``."""
-    cluster = _cluster(f"telemetry/{name}", sink.host, sink.port, http2=True)
+    cluster = _cluster(f"telemetry/{name}", sink.host, sink.port, http2=True, tls=sink.tls)
     als = ir.GrpcAccessLog(
         cluster,
         sink.log_name,
@@ -414,13 +415,15 @@ class _Compile:
         return ir.TelemetryCluster(name, tuple(endpoints), address_types.pop(), http2=http2)
 
 
-def _cluster(name: str, host: str, port: int, *, http2: bool) -> ir.TelemetryCluster:
+def _cluster(
+    name: str, host: str, port: int, *, http2: bool, tls: ir.TelemetryTLS | None = None
+) -> ir.TelemetryCluster:
     try:
         ipaddress.ip_address(host)
         address_type = ir.AddressType.IP
     except ValueError:
         address_type = ir.AddressType.FQDN
-    return ir.TelemetryCluster(name, (ir.Endpoint(host, port),), address_type, http2=http2)
+    return ir.TelemetryCluster(name, (ir.Endpoint(host, port),), address_type, http2=http2, tls=tls)
 
 
 def _format(fmt: ProxyAccessLogFormat | None) -> ir.AccessLogFormat | None:

@@ -15,6 +15,16 @@ at start-up (:class:`egobs.ir.ProxyStats`):
 
 The host infra restarts an Envoy whenever its rendered bootstrap changes, so what changes
 often (access logs, tracing) lives in xDS instead.
+
+With :class:`ProxyTLS` the proxy speaks mTLS to the xDS server and/or the access-log sink.
+Its identity is its Gateway's client certificate from ``egobs certgen``
+(``<cert_dir>/<namespace>/<name>/cert.pem`` and ``key.pem``, read by Envoy at start-up),
+held as static secrets with fixed names (:data:`XDS_CLIENT_SECRET`, :data:`XDS_CA_SECRET`,
+:data:`SINK_CLIENT_SECRET`, :data:`SINK_CA_SECRET`): the xDS cluster here refers to the
+first two, and the sink's cluster, which arrives over CDS and is the same for every
+Gateway, can refer to the other two by name, so each proxy presents its own certificate
+through the same cluster. The server must present a certificate that chains to the CA and
+names the host the proxy connects to (a DNS name or IP SAN, as HTTPS checks it).
 """
 
 from __future__ import annotations
@@ -22,24 +32,36 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
 
 from egobs import ir
+from egobs.certs import gateway_pair
 from egobs.xds.translate import build_telemetry_cluster
 
 __all__ = [
     "ADMIN_CLUSTER",
+    "SINK_CA_SECRET",
+    "SINK_CLIENT_SECRET",
     "STATS_LISTENER",
     "TRACER_RUNTIME",
+    "XDS_CA_SECRET",
+    "XDS_CLIENT_SECRET",
     "XDS_CLUSTER",
+    "ProxyTLS",
+    "UpstreamTLS",
     "bootstrap",
 ]
 
 XDS_CLUSTER = "xds_cluster"
 ADMIN_CLUSTER = "egobs/admin"
 STATS_LISTENER = "egobs/stats"
+XDS_CLIENT_SECRET = "egobs/xds-client"
+XDS_CA_SECRET = "egobs/xds-ca"
+SINK_CLIENT_SECRET = "egobs/sink-client"
+SINK_CA_SECRET = "egobs/sink-ca"
 
 # The OpenTelemetry tracer flushes every 5 spans or 5 s by default: at thousands of
 # requests a second that is thousands of export calls, which overflow the telemetry
@@ -53,11 +75,35 @@ TRACER_RUNTIME: Mapping[str, int] = {
 _TYPE = "type.googleapis.com/"
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 # Envoy rejects flush intervals outside [1 ms, 300 s) at startup; fail earlier, with our name.
 _MIN_FLUSH_S = 0.001
 _MAX_FLUSH_S = 300.0
 # gzip only pays off on a full scrape (hundreds of KiB); small replies are sent as they are.
 _GZIP_MIN_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTLS:
+    """mTLS from a proxy to one of egobs's gRPC servers.
+
+    The proxy presents its Gateway's client certificate from ``cert_dir`` (``egobs
+    certgen``'s ``gateways/``) and accepts the server only with a certificate that chains
+    to ``ca_file`` and names ``server_name`` (None, for the xDS server only: the host the
+    proxy connects to). Paths are as the Envoy sees them.
+    """
+
+    ca_file: str
+    cert_dir: str
+    server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyTLS:
+    """Which of the proxy's connections to egobs use mTLS (None: plaintext)."""
+
+    xds: UpstreamTLS | None = None
+    sink: UpstreamTLS | None = None
 
 
 def bootstrap(
@@ -71,6 +117,7 @@ def bootstrap(
     stats_flush_interval_s: float = 5.0,
     delta: bool = False,
     runtime: Mapping[str, Any] | None = None,
+    tls: ProxyTLS | None = None,
 ) -> dict[str, Any]:
     """The bootstrap (JSON-able dict) of ``proxy``, taking all its resources from ADS.
 
@@ -79,7 +126,8 @@ def bootstrap(
     state-of-the-world. ``admin_port`` 0 lets Envoy pick a free port (read it back with
     ``--admin-address-path``); a proxy with a stats listener needs a real one, which the
     listener forwards to. ``runtime`` adds to the static runtime layer; the admin layer
-    after it lets ``/runtime_modify`` override those keys on a live proxy.
+    after it lets ``/runtime_modify`` override those keys on a live proxy. ``tls`` turns
+    on mTLS to the xDS server and the sink (see the module docstring).
     """
     if not node_id or not proxy.name:
         raise ValueError("node_id and node_cluster must be non-empty: Envoy exits without them")
@@ -93,7 +141,19 @@ def bootstrap(
     if stats.prometheus is not None and admin_port == 0:
         raise ValueError("a proxy with a stats listener needs a fixed admin_port to forward to")
     host, static_ip = _connect_host(xds_host)
-    clusters: list[dict[str, Any]] = [_xds_cluster(host, static_ip, xds_port)]
+    xds_cluster = _xds_cluster(host, static_ip, xds_port)
+    secrets: list[dict[str, Any]] = []
+    if tls is not None and tls.xds is not None:
+        server_name = tls.xds.server_name or host
+        xds_cluster["transport_socket"] = _tls_socket(XDS_CLIENT_SECRET, XDS_CA_SECRET, server_name)
+        secrets += _tls_secrets(proxy.name, tls.xds, XDS_CLIENT_SECRET, XDS_CA_SECRET, server_name)
+    if tls is not None and tls.sink is not None:
+        # Used by the sink's cluster, which comes over CDS (see the module docstring).
+        sink_name = tls.sink.server_name
+        if sink_name is None:
+            raise ValueError("tls.sink.server_name: the name the sink's certificate carries")
+        secrets += _tls_secrets(proxy.name, tls.sink, SINK_CLIENT_SECRET, SINK_CA_SECRET, sink_name)
+    clusters: list[dict[str, Any]] = [xds_cluster]
     listeners: list[dict[str, Any]] = []
     if stats.prometheus is not None:
         admin_ip, _ = _connect_host(admin_host)
@@ -118,6 +178,7 @@ def bootstrap(
         "static_resources": {
             "clusters": clusters,
             **({"listeners": listeners} if listeners else {}),
+            **({"secrets": secrets} if secrets else {}),
         },
         "stats_config": _stats_config(stats),
         "stats_flush_interval": _duration(stats_flush_interval_s),
@@ -163,6 +224,55 @@ def _xds_cluster(host: str, static_ip: bool, port: int) -> dict[str, Any]:
             "tcp_keepalive": {"keepalive_time": 30, "keepalive_interval": 10}
         },
     }
+
+
+def _tls_socket(client_secret: str, ca_secret: str, server_name: str) -> dict[str, Any]:
+    """The TLS transport socket of a cluster to one of egobs's servers."""
+    context: dict[str, Any] = {
+        "@type": _TYPE + _UPSTREAM_TLS,
+        "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [{"name": client_secret}],
+            "validation_context_sds_secret_config": {"name": ca_secret},
+        },
+    }
+    if not _is_ip(server_name):
+        context["sni"] = server_name
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _tls_secrets(
+    gateway: str, tls: UpstreamTLS, client_secret: str, ca_secret: str, server_name: str
+) -> list[dict[str, Any]]:
+    """The proxy's certificate and the server's validation, as static secrets: an SDS
+    secret config with a name and no source refers to these."""
+    pair = gateway_pair(tls.cert_dir, gateway)
+    san_type = "IP_ADDRESS" if _is_ip(server_name) else "DNS"
+    return [
+        {
+            "name": client_secret,
+            "tls_certificate": {
+                "certificate_chain": {"filename": str(pair.cert)},
+                "private_key": {"filename": str(pair.key)},
+            },
+        },
+        {
+            "name": ca_secret,
+            "validation_context": {
+                "trusted_ca": {"filename": tls.ca_file},
+                "match_typed_subject_alt_names": [
+                    {"san_type": san_type, "matcher": {"exact": server_name}}
+                ],
+            },
+        },
+    ]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _admin_cluster(host: str, port: int) -> dict[str, Any]:

@@ -15,9 +15,14 @@ can take a port chosen in advance. The port therefore changes when the Envoy res
 read it from :meth:`HostInfra.status`.
 
 Every Envoy also gets :data:`ENVOY_FLAGS`. Envoys that exit on their own are restarted with
-exponential backoff. Every process is tracked until reaped, and on Linux also dies with the
-thread that forked it (``PR_SET_PDEATHSIG``), so egobs being killed does not leave Envoys
-behind.
+exponential backoff.
+
+With ``keep_proxies`` (``egobs serve``'s default) the Envoys outlive their control plane:
+they keep serving their last configuration when egobs stops or is killed, and a later
+HostInfra on the same runtime directory and xDS address adopts them (:meth:`adopt`) instead
+of starting new ones; ``egobs proxies stop`` stops them deliberately (see
+:mod:`egobs.infra.records`). Without it every process is tracked until reaped and, on
+Linux, dies with the thread that forked it (``PR_SET_PDEATHSIG``), so nothing is left behind.
 
 :class:`ExternalInfra` has the same interface and starts nothing, for Envoys run elsewhere
 (their own container).
@@ -49,7 +54,16 @@ from pathlib import Path
 from typing import Any, ParamSpec, Protocol
 
 from egobs import ir
-from egobs.infra.bootstrap import bootstrap
+from egobs.infra.bootstrap import ProxyTLS, bootstrap
+from egobs.infra.records import (
+    AdoptedProcess,
+    ChildProcess,
+    ProxyRecord,
+    live_records,
+    remove_record,
+    start_ticks,
+    write_record,
+)
 
 __all__ = [
     "ENVOY_FLAGS",
@@ -171,6 +185,12 @@ class HostInfra:
 
     ``runtime`` fills the bootstrap's static runtime layer (e.g. the OpenTelemetry tracer's
     flush keys); ``extra_args`` are appended to every Envoy command line (``--concurrency``).
+    ``tls`` gives every bootstrap mTLS to the xDS server and/or the sink, each Envoy with
+    its own Gateway's certificate (:class:`~egobs.infra.bootstrap.ProxyTLS`).
+
+    ``keep_proxies`` (needs ``runtime_dir``): Envoys are not tied to this process, and
+    :meth:`shutdown` leaves them running; each directory then also holds ``proxy.json``,
+    from which :meth:`adopt` takes them over.
     """
 
     def __init__(
@@ -191,8 +211,11 @@ class HostInfra:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         backoff_reset_s: float = 60.0,
+        keep_proxies: bool = False,
+        tls: ProxyTLS | None = None,
     ) -> None:
         self._xds_host = xds_host
+        self._tls = tls
         self._xds_port = xds_port
         self._log_level = log_level
         self._stats_flush_interval_s = stats_flush_interval_s
@@ -208,8 +231,12 @@ class HostInfra:
         self._backoff_reset_s = backoff_reset_s
         self._given_dir = Path(runtime_dir) if runtime_dir is not None else None
         self._temp_dir: Path | None = None
+        self._keep = keep_proxies and runtime_dir is not None
+        self._xds_id = f"{xds_host}:{xds_port}"
+        # Envoys an earlier control plane left running, until apply() takes or stops them.
+        self._adoptable: dict[str, ProxyRecord] = {}
         self._procs: dict[str, _Supervised] = {}
-        self._live: set[asyncio.subprocess.Process] = set()
+        self._live: set[ChildProcess] = set()
         self._logs_opened: set[Path] = set()
         self._seq = itertools.count(1)
         self._lock = asyncio.Lock()
@@ -252,20 +279,71 @@ class HostInfra:
                 else:
                     continue
                 stale.append(sup)
+            # Adopted Envoys are taken as they are when their bootstrap is the one wanted.
+            adopt: dict[str, ProxyRecord] = {}
+            unwanted: list[ProxyRecord] = []
+            for name, record in self._adoptable.items():
+                want = wanted.get(name)
+                if want is not None and name not in self._procs and want[1] == record.fingerprint:
+                    adopt[name] = record
+                else:
+                    log.info(
+                        "stopping adopted envoy for %s (pid %d): %s",
+                        name,
+                        record.pid,
+                        "proxy removed" if want is None else "bootstrap changed",
+                    )
+                    unwanted.append(record)
+            self._adoptable = {}
             # Stop before starting: a changed proxy's replacement binds the same ports.
-            await asyncio.gather(*(self._stop(s) for s in stale))
+            await asyncio.gather(
+                *(self._stop(s) for s in stale), *(self._stop_adopted(r) for r in unwanted)
+            )
             for sup in stale:
                 del self._procs[sup.name]
             for name, (proxy, fp) in wanted.items():
                 if name not in self._procs:
-                    self._procs[name] = self._start(name, proxy, fp)
+                    self._procs[name] = self._start(name, proxy, fp, adopt.get(name))
+
+    async def adopt(self) -> list[ProxyRecord]:
+        """Find the Envoys an earlier control plane left running for this runtime directory
+        and xDS address; the next :meth:`apply` keeps those whose bootstrap is still the one
+        wanted (they reconnect to xDS by themselves) and stops the others. Returns them."""
+        if not self._keep:
+            return []
+        found = []
+        for record in await asyncio.to_thread(live_records, self.runtime_dir):
+            if record.xds != self._xds_id:
+                log.warning(
+                    "envoy pid %d in %s belongs to the control plane at %s, not this one; "
+                    "leaving it alone",
+                    record.pid,
+                    record.directory,
+                    record.xds,
+                )
+                continue
+            found.append(record)
+        async with self._lock:
+            self._adoptable = {r.name: r for r in found}
+        # Node ids stay unique across control planes: continue after the adopted ones.
+        seqs = [
+            int(r.node_id.rsplit("/", 1)[1]) for r in found if r.node_id.rsplit("/", 1)[1].isdigit()
+        ]
+        self._seq = itertools.count(max(seqs, default=0) + 1)
+        for r in found:
+            log.info("adopting envoy for %s: pid %d, node id %s", r.name, r.pid, r.node_id)
+        return found
 
     async def shutdown(self) -> None:
-        """Stop every Envoy and wait for them to exit. Idempotent."""
+        """Stop every Envoy and wait for them to exit; with ``keep_proxies``, leave them
+        serving (their records stay for the next control plane). Idempotent."""
         async with self._lock:
             if self._closed:
                 return
             self._closed = True
+            if self._keep:
+                await self._release()
+                return
             await asyncio.gather(*(self._stop(s) for s in self._procs.values()))
             for proc in list(self._live):
                 # Only reachable if a supervisor died of a bug; never leave a process behind.
@@ -291,6 +369,7 @@ class HostInfra:
             stats_flush_interval_s=self._stats_flush_interval_s,
             delta=self._delta,
             runtime=self._runtime,
+            tls=self._tls,
         )
 
     def _fingerprint(self, proxy: ir.Proxy) -> str:
@@ -301,10 +380,46 @@ class HostInfra:
         text = json.dumps(config, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def _start(self, name: str, proxy: ir.Proxy, fingerprint: str) -> _Supervised:
+    async def _release(self) -> None:
+        """Let go of every Envoy without stopping it: the supervisors end, the processes
+        and their records stay."""
+        kept = []
+        for sup in self._procs.values():
+            sup.released = True
+            if sup.proc is not None and _running(sup.proc):
+                kept.append(f"{sup.name} (pid {sup.proc.pid})")
+            if sup.task is not None:
+                sup.task.cancel()
+        await asyncio.gather(
+            *(s.task for s in self._procs.values() if s.task is not None), return_exceptions=True
+        )
+        if kept:
+            log.info(
+                "leaving %d envoy(s) serving: %s; the next egobs serve with runtime directory "
+                "%s adopts them, `egobs proxies stop` stops them",
+                len(kept),
+                ", ".join(kept),
+                self.runtime_dir,
+            )
+
+    async def _stop_adopted(self, record: ProxyRecord) -> None:
+        proc = AdoptedProcess(record)
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), self._stop_grace_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        remove_record(record.directory, record.pid)
+
+    def _start(
+        self, name: str, proxy: ir.Proxy, fingerprint: str, adopt: ProxyRecord | None = None
+    ) -> _Supervised:
         workdir = self.runtime_dir / _dir_name(name)
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         sup = _Supervised(name, proxy, fingerprint, workdir)
+        sup.adopt = adopt
         sup.task = asyncio.create_task(self._supervise(sup), name=f"envoy {name}")
         _notify(self._observer.on_state, name, sup.state)
         return sup
@@ -350,10 +465,12 @@ class HostInfra:
             self._set_state(sup, ProxyState.STOPPED)
 
     async def _run_once(self, sup: _Supervised) -> int | None:
-        """Spawn one Envoy and return its exit code once it exits or a stop is requested."""
+        """Spawn (or adopt) one Envoy and return its exit code once it exits or a stop is
+        requested; None when unknown (an adopted Envoy is not this process's child)."""
         self._set_state(sup, ProxyState.STARTING)
+        proc: _Envoy
         try:
-            proc = await self._spawn(sup)
+            proc = self._adopted(sup) or await self._spawn(sup)
         except Exception:
             log.exception("could not start envoy for %s", sup.name)
             return None
@@ -368,16 +485,36 @@ class HostInfra:
         finally:
             for t in (probe, exited, stopping):
                 t.cancel()
-            if proc.returncode is None:
+            if _running(proc) and not sup.released:
                 # Cancelled from outside (event loop shutting down without shutdown()).
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-            self._untrack(proc)
+            if not _running(proc):
+                remove_record(sup.dir, proc.pid)
+            elif isinstance(proc, ChildProcess):
+                proc.release()  # left serving: nothing here watches or reaps it any more
+            if isinstance(proc, ChildProcess):
+                self._untrack(proc)
             sup.proc = None
             sup.admin_port = None
 
-    async def _spawn(self, sup: _Supervised) -> asyncio.subprocess.Process:
+    def _adopted(self, sup: _Supervised) -> AdoptedProcess | None:
+        """The adopted Envoy for the first run of ``sup``, if it still runs."""
+        record, sup.adopt = sup.adopt, None
+        if record is None:
+            return None
+        proc = AdoptedProcess(record)
+        if not proc.running:
+            log.warning("adopted envoy for %s (pid %d) is gone; starting one", sup.name, record.pid)
+            return None
+        sup.proc = proc
+        sup.node_id = record.node_id
+        sup.started_at = record.started_at
+        sup.spawned_mono = time.monotonic()
+        return proc
+
+    async def _spawn(self, sup: _Supervised) -> ChildProcess:
         node_id = f"{sup.proxy.name}/{next(self._seq)}"
         # Without a stats listener Envoy picks its admin port itself (no window for another
         # process to take it). The stats listener forwards to the admin port, so then the
@@ -406,17 +543,33 @@ class HostInfra:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             logf.write(f"--- egobs: {stamp} starting envoy, node id {node_id}\n".encode())
             logf.flush()
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                # Own session: a Ctrl-C on egobs' terminal must not reach the Envoys
-                # behind the supervisor's back; shutdown() stops them in order.
-                start_new_session=True,
-                preexec_fn=_die_with_parent(),
+            proc = ChildProcess(
+                subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    # Own session: a Ctrl-C on egobs' terminal must not reach the Envoys
+                    # behind the supervisor's back; shutdown() stops them in order.
+                    start_new_session=True,
+                    preexec_fn=None if self._keep else _die_with_parent(),
+                )
             )
         self._track(proc)
+        ticks = start_ticks(proc.pid)
+        if ticks is not None:
+            write_record(
+                ProxyRecord(
+                    name=sup.name,
+                    pid=proc.pid,
+                    start_ticks=ticks,
+                    node_id=node_id,
+                    fingerprint=sup.fingerprint,
+                    xds=self._xds_id,
+                    bootstrap=str(bootstrap_path),
+                    started_at=time.time(),
+                )
+            )
         sup.proc = proc
         sup.node_id = node_id
         sup.started_at = time.time()
@@ -424,7 +577,7 @@ class HostInfra:
         log.info("started envoy for %s: pid %d, node id %s", sup.name, proc.pid, node_id)
         return proc
 
-    async def _probe(self, sup: _Supervised, proc: asyncio.subprocess.Process) -> None:
+    async def _probe(self, sup: _Supervised, proc: _Envoy) -> None:
         """Mark the proxy running once its admin server answers; kill it if it never does."""
         deadline = sup.spawned_mono + self._start_timeout_s
         while time.monotonic() < deadline:
@@ -445,7 +598,7 @@ class HostInfra:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
 
-    async def _terminate(self, sup: _Supervised, proc: asyncio.subprocess.Process) -> None:
+    async def _terminate(self, sup: _Supervised, proc: _Envoy) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
         try:
@@ -463,11 +616,12 @@ class HostInfra:
 
     # ----------------------------------------------------------------- bookkeeping
 
-    def _track(self, proc: asyncio.subprocess.Process) -> None:
+    def _track(self, proc: ChildProcess) -> None:
         self._live.add(proc)
-        _ALL_LIVE.add(proc)
+        if not self._keep:  # kept Envoys must survive this process's exit
+            _ALL_LIVE.add(proc)
 
-    def _untrack(self, proc: asyncio.subprocess.Process) -> None:
+    def _untrack(self, proc: ChildProcess) -> None:
         self._live.discard(proc)
         _ALL_LIVE.discard(proc)
 
@@ -476,6 +630,13 @@ class HostInfra:
             return
         sup.state = state
         _notify(self._observer.on_state, sup.name, state)
+
+
+_Envoy = ChildProcess | AdoptedProcess
+
+
+def _running(proc: _Envoy) -> bool:
+    return proc.running
 
 
 class _Supervised:
@@ -491,7 +652,9 @@ class _Supervised:
         self.state = ProxyState.STARTING
         self.stop_requested = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: _Envoy | None = None
+        self.adopt: ProxyRecord | None = None  # an Envoy to take over instead of spawning
+        self.released = False  # left running at shutdown
         self.node_id: str | None = None
         self.admin_port: int | None = None
         self.restarts = 0
@@ -650,7 +813,7 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 # Every Envoy spawned by any HostInfra and not yet reaped, for the exit hook below.
-_ALL_LIVE: set[asyncio.subprocess.Process] = set()
+_ALL_LIVE: set[ChildProcess] = set()
 
 
 @atexit.register

@@ -5,7 +5,14 @@ metrics on its own ``/metrics``, JSON lines with rotation and header redaction, 
 logs forwarded to a collector, with bounded memory and every lost entry counted.
 """
 
-from .config import JsonlConfig, MetricsConfig, OtlpConfig, SinkConfig, load_sink_config
+from .config import (
+    JsonlConfig,
+    MetricsConfig,
+    OtlpConfig,
+    SinkConfig,
+    SinkTLSConfig,
+    load_sink_config,
+)
 from .server import Sink, run_sink
 
 __all__ = [
@@ -14,6 +21,7 @@ __all__ = [
     "OtlpConfig",
     "Sink",
     "SinkConfig",
+    "SinkTLSConfig",
     "load_sink_config",
     "run_sink",
 ]

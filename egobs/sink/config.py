@@ -13,8 +13,13 @@
       backups: 5
     metrics: {address: 127.0.0.1, port: 18091, labelCap: 200}
     otlp: {endpoint: 127.0.0.1:4317}
+    tls:                       # optional mTLS (egobs certgen): client certificates required
+      certFile: certs/sink.pem
+      keyFile: certs/sink-key.pem
+      caFile: certs/ca.pem
 
-Unknown fields are errors, reported like resource errors (file, field path).
+Relative paths are relative to the file. Unknown fields are errors, reported like resource
+errors (file, field path).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "MetricsConfig",
     "OtlpConfig",
     "SinkConfig",
+    "SinkTLSConfig",
     "load_sink_config",
 ]
 
@@ -87,6 +93,16 @@ class OtlpConfig(Model):
     max_backoff_s: Annotated[float, Field(gt=0, le=300)] = 5.0
 
 
+class SinkTLSConfig(Model):
+    """mTLS on the gRPC port: the sink presents ``certFile``/``keyFile`` and requires a
+    client certificate that chains to ``caFile``; a proxy's logs are taken only for the
+    Gateway its certificate names."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+
+
 class SinkConfig(Model):
     api_version: Literal["egobs.dev/v1alpha1"] = "egobs.dev/v1alpha1"
     kind: Literal["SinkConfig"] = "SinkConfig"
@@ -112,8 +128,17 @@ class SinkConfig(Model):
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
+    # None: plaintext (the default, for a sink on loopback).
+    tls: SinkTLSConfig | None = None
 
 
 def load_sink_config(path: str | Path) -> SinkConfig:
     """Read and validate a sink config file; raises :class:`LoadError` naming file and field."""
-    return load_model_file(path, SinkConfig, ref="SinkConfig")
+    cfg = load_model_file(path, SinkConfig, ref="SinkConfig")
+    if cfg.tls is not None:
+        base = Path(path).resolve().parent
+        for field in ("cert_file", "key_file", "ca_file"):
+            value = getattr(cfg.tls, field)
+            if not Path(value).is_absolute():
+                setattr(cfg.tls, field, str(base / value))
+    return cfg

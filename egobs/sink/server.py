@@ -7,6 +7,12 @@ gRPC access loggers) and ``opentelemetry.proto.collector.logs.v1.LogsService/Exp
 by gRPC, so a malformed or oversized message is counted and skipped instead of ending the
 stream with an error nobody sees. A small aiohttp server on the metrics port serves
 ``/metrics``, ``/healthz`` and ``/readyz``.
+
+With ``tls`` in its config the gRPC port speaks only mTLS: a client must present a
+certificate that chains to the configured CA (or the handshake fails), and a stream's
+entries are taken only for the Gateway that certificate names (the ALS identifier's
+``node.cluster``, the OTLP resource's ``cluster_name``); any other is refused with
+``PERMISSION_DENIED`` before its entries are queued.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from egobs.certs import ServerTLS, peer_gateways
 from egobs.listen import ListenError, check_listen
 
 from .config import SinkConfig
@@ -132,8 +139,15 @@ class Sink:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Bind and start; :class:`ListenError` when a port cannot be bound,
+        :class:`~egobs.certs.TLSFileError` when a TLS file cannot be used."""
         cfg = self.config
         limit = cfg.max_message_bytes * _GRPC_LIMIT_FACTOR
+        tls = (
+            ServerTLS.load(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.ca_file, what="tls")
+            if cfg.tls is not None
+            else None
+        )
         check_listen("sink", cfg.address, cfg.port)
         # Both ports are bound before anything starts, the gRPC one last: a gRPC server that
         # never started keeps its port until the process exits, so nothing may fail after
@@ -182,8 +196,12 @@ class Sink:
                 ),
             )
         )
+        address = f"{_host(cfg.address)}:{cfg.port}"
         try:
-            self.grpc_port = self._server.add_insecure_port(f"{_host(cfg.address)}:{cfg.port}")
+            if tls is None:
+                self.grpc_port = self._server.add_insecure_port(address)
+            else:
+                self.grpc_port = self._server.add_secure_port(address, tls.credentials())
         except RuntimeError:
             self.grpc_port = 0
         if self.grpc_port == 0:
@@ -199,9 +217,10 @@ class Sink:
         await self._server.start()
         self._ready = True
         log.info(
-            "egobs sink: gRPC on %s:%d, metrics on %s:%d",
+            "egobs sink: gRPC on %s:%d%s, metrics on %s:%d",
             cfg.address,
             self.grpc_port,
+            " (mTLS)" if tls is not None else "",
             cfg.metrics.address,
             self.metrics_port,
         )
@@ -243,6 +262,8 @@ class Sink:
         origin = Origin("", "", "")
         streams = await self._admit("als", context)
         pipeline = self.pipeline
+        # mTLS: the Gateways the client certificate names; entries only for those.
+        named = peer_gateways(context.auth_context()) if self.config.tls is not None else None
         try:
             async for item in requests:
                 if isinstance(item, _Rejected):
@@ -252,6 +273,8 @@ class Sink:
                 if msg.HasField("identifier"):
                     ident = msg.identifier
                     origin = Origin(ident.node.cluster, ident.node.id, ident.log_name)
+                if named is not None and origin.gateway not in named:
+                    await _refuse(context, origin, named)
                 which = msg.WhichOneof("log_entries")
                 if which == "http_logs":
                     await pipeline.submit_http(origin, msg.http_logs.log_entry, size)
@@ -287,10 +310,15 @@ class Sink:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{item.reason} request")
         request, size = item
         streams = await self._admit("otlp", context)
+        named = peer_gateways(context.auth_context()) if self.config.tls is not None else None
         try:
             by_origin: dict[Origin, list[dict[str, Any]]] = {}
             for origin, record in otlp_records(request):
                 by_origin.setdefault(origin, []).append(record)
+            if named is not None:
+                for origin in by_origin:
+                    if origin.gateway not in named:
+                        await _refuse(context, origin, named)
             count = sum(map(len, by_origin.values())) or 1
             for origin, records in by_origin.items():
                 # The records are copies: each origin is charged its share of the request.
@@ -315,6 +343,14 @@ class Sink:
         return web.Response(status=503, text="not ready\n")
 
 
+async def _refuse(context: grpc.aio.ServicerContext, origin: Origin, named: frozenset[str]) -> None:
+    certified = ", ".join(sorted(named)) or "no Gateway"
+    asked = f"Gateway {origin.gateway}" if origin.gateway else "no Gateway (no node.cluster)"
+    message = f"entries for {asked}, but the client certificate names {certified}"
+    log.warning("sink stream from %s refused: %s", context.peer(), message)
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+
+
 def _host(address: str) -> str:
     return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
@@ -322,7 +358,7 @@ def _host(address: str) -> str:
 async def run_sink(config: SinkConfig, *, started: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or cancellation), then shut down gracefully."""
     sink = Sink(config)
-    await sink.start()
+    await sink.start()  # TLSFileError, ListenError: before anything is started
     if started is not None:
         started.set()
     stop = asyncio.Event()

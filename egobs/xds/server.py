@@ -56,6 +56,15 @@ the union in place: the proxy's last good configuration never loses a cluster it
 NACK does not hold back later types (Envoy applies the valid clusters of a rejected CDS
 update, and one bad resource must not freeze unrelated routes).
 Only types whose content changed are pushed (SotW) and only changed resources (delta).
+
+Authentication
+--------------
+Plaintext by default (a server on loopback). With mTLS (``serve(tls=...)``) a client must
+present a certificate that chains to the configured CA, or the handshake fails; the
+Gateways its certificate names (:func:`egobs.certs.peer_gateways`, its URI SANs) are the
+only ``node.cluster`` values it may ask for. A first request asking for another is
+refused with ``PERMISSION_DENIED`` before anything is sent, and so is any later request
+whose node names another cluster than the stream's first: a stream serves one Gateway.
 """
 
 from __future__ import annotations
@@ -67,11 +76,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol, TypeAlias
+from typing import Final, NoReturn, Protocol, TypeAlias
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from egobs.certs import ServerTLS, peer_gateways
 from egobs.listen import ListenError, check_listen, host_literal
 from egobs.xds.resources import (
     CLUSTER_TYPE,
@@ -361,6 +371,8 @@ class _Stream:
         self._observer = observer
         self._nonces = nonces
         self._types: dict[str, _TypeState] = {}
+        # The proxy said it holds resources from an earlier stream (a reconnect).
+        self.resumed = False
 
     def handle(self, request: _Request) -> None:
         raise NotImplementedError
@@ -421,7 +433,16 @@ class _Stream:
     def _holds_final(self, type_url: str, snap: Snapshot) -> bool:
         st = self._types.get(type_url)
         if st is None:
-            return True  # never subscribed: nothing of that type can refer to anything
+            if not self.resumed:
+                return True  # never subscribed: nothing of that type can refer to anything
+            # Not subscribed on this stream yet. A reconnecting Envoy still runs on the
+            # listeners and routes of its last stream and subscribes to them just after its
+            # clusters: removing a cluster before then could pull it from under a live
+            # route (503 NC). Listeners are every Envoy's root subscription, so once they
+            # are in their final state, a type still unsubscribed is one nothing uses.
+            if type_url == LISTENER_TYPE:
+                return False
+            return self._holds_final(LISTENER_TYPE, snap)
         return st.pending is None and self._holds(st, self._final(st, snap))
 
     def _desired(self, st: _TypeState, snap: Snapshot) -> Mapping[str, Packed | None]:
@@ -522,6 +543,7 @@ class _SotwStream(_Stream):
                     self._acked(st, pending)
         elif st.sent_version is None and request.version_info:
             st.initial_version = request.version_info
+            self.resumed = True
         st.wildcard = st.wildcard or "*" in names
         st.names = names - {"*"}
 
@@ -581,6 +603,7 @@ class _DeltaStream(_Stream):
         if new:
             st.known = dict(request.initial_resource_versions)
             if st.known:
+                self.resumed = True
                 # What the proxy holds from an earlier stream counts as accepted.
                 st.status.acked_version = combined_version(st.known.items())
                 st.status.acked_at = time.time()
@@ -689,11 +712,18 @@ _CHANGED = _Signal("changed")
 
 class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def __init__(
-        self, cache: SnapshotCache, registry: ProxyRegistry, observer: XdsObserver
+        self,
+        cache: SnapshotCache,
+        registry: ProxyRegistry,
+        observer: XdsObserver,
+        *,
+        authenticate: bool = False,
     ) -> None:
         self._cache = cache
         self._registry = registry
         self._observer = observer
+        # mTLS: a stream may only ask for the Gateway its client certificate names.
+        self._authenticate = authenticate
         self._stream_ids = itertools.count(1)
         self._nonces = itertools.count(1)
 
@@ -739,6 +769,8 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                         watcher = asyncio.create_task(
                             self._watch(stream.proxy.cluster, stream.snapshot, queue)
                         )
+                    elif self._authenticate:
+                        await self._check_same_node(stream, item, context)
                     if log.isEnabledFor(logging.DEBUG):
                         _log_request(stream.proxy, item)
                     stream.handle(item)
@@ -765,6 +797,15 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "the first request must carry node.cluster (<namespace>/<gateway>)",
             )
+        if self._authenticate:
+            named = peer_gateways(context.auth_context())
+            if node.cluster not in named:
+                certified = ", ".join(sorted(named)) or "no Gateway"
+                await _refuse(
+                    context,
+                    f"node {node.id!r} asks for Gateway {node.cluster}, but its client "
+                    f"certificate names {certified}",
+                )
         proxy = ProxyStatus(
             stream_id=next(self._stream_ids),
             node_id=node.id,
@@ -787,12 +828,34 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         _call(self._observer.on_connect, proxy)
         return stream
 
+    async def _check_same_node(
+        self,
+        stream: _Stream,
+        request: _Request,
+        context: grpc.aio.ServicerContext[_Request, _Response],
+    ) -> None:
+        """Refuse a request whose node names another Gateway than the stream's."""
+        if not request.HasField("node") or not request.node.cluster:
+            return
+        if request.node.cluster != stream.proxy.cluster:
+            await _refuse(
+                context,
+                f"node {request.node.id!r} asks for Gateway {request.node.cluster} on a "
+                f"stream opened for {stream.proxy.cluster}: a stream serves one Gateway",
+            )
+
     async def _watch(
         self, cluster: str, last: Snapshot | None, queue: asyncio.Queue[_Request | _Signal]
     ) -> None:
         while True:
             last = await self._cache.watch(cluster, last)
             queue.put_nowait(_CHANGED)
+
+
+async def _refuse(context: grpc.aio.ServicerContext[_Request, _Response], message: str) -> NoReturn:
+    log.warning("xDS stream from %s refused: %s", context.peer(), message)
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+    raise AssertionError("abort returned")  # pragma: no cover - abort always raises
 
 
 async def _read(
@@ -827,9 +890,12 @@ async def serve(
     address: str = "127.0.0.1",
     port: int = 0,
     observer: XdsObserver | None = None,
+    tls: ServerTLS | None = None,
 ) -> XdsServer:
     """Start an ADS server for ``cache`` on ``address:port`` (0: a free port, see ``.port``).
 
+    With ``tls`` it speaks only mTLS and serves each stream only the Gateway its client
+    certificate names (see Authentication in the module docstring).
     Raises :class:`ListenError` when the port cannot be bound, in use by anyone included.
     """
     check_listen("xds", address, port)
@@ -846,11 +912,16 @@ async def serve(
         ]
     )
     registry = ProxyRegistry()
-    servicer = _AdsServicer(cache, registry, observer or NullObserver())
+    servicer = _AdsServicer(
+        cache, registry, observer or NullObserver(), authenticate=tls is not None
+    )
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(servicer, server)
     host = host_literal(address)
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(f"{host}:{port}")
+        else:
+            bound = server.add_secure_port(f"{host}:{port}", tls.credentials())
     except RuntimeError:
         bound = 0
     if bound == 0:
@@ -859,7 +930,7 @@ async def serve(
         await server.stop(None)
         raise ListenError("xds", address, port, code=errno.EADDRINUSE)
     await server.start()
-    log.info("xDS server listening on %s:%d", host, bound)
+    log.info("xDS server listening on %s:%d%s", host, bound, " (mTLS)" if tls else "")
     return XdsServer(server, bound, registry)
 
 

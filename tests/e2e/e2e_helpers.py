@@ -70,6 +70,7 @@ class Serve:
         mode: str = "delta",
         sink_port: int | None = None,
         admin_token_file: str | None = None,
+        keep_proxies: bool = False,
     ) -> None:
         self.tmp = tmp
         self.resources = tmp / "resources"
@@ -102,6 +103,8 @@ class Serve:
                             "runtimeDir": str(tmp / "run"),
                             "listenerAddress": "127.0.0.1",
                             "portMap": self.port_map,
+                            # Tests stop what they start; the fault tests keep them.
+                            "keepProxies": keep_proxies,
                         },
                     },
                 }
@@ -131,7 +134,7 @@ class Serve:
                 "-c",
                 str(self.config),
                 "--log-level",
-                "info",
+                os.environ.get("EGOBS_TEST_SERVE_LOG_LEVEL", "info"),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -108,9 +108,12 @@ def test_reconnect_with_initial_versions_resends_only_differences() -> None:
             await client.ack(eds)
             await client.expect_nothing()
             await wait_until(lambda: acked(server, snap, (C, L)), "versions adopted")
-            # What the proxy says it holds but the snapshot lacks is removed.
+            # What the proxy says it holds but the snapshot lacks is removed, once its
+            # listeners (which may still route to it) are known to be in their final state.
             other = DeltaClient(server.port, GW, node_id="envoy-2")
             await other.send(C, initial={**versions[C], "gone": "x"})
+            await other.expect_nothing()
+            await other.send(L, initial=versions[L])
             cds = await other.recv()
             assert delta_names(cds) == [] and list(cds.removed_resources) == ["gone"]
             await client.close()

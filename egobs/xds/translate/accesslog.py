@@ -27,6 +27,7 @@ from envoy.config.core.v3 import substitution_format_string_pb2 as fmt_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
 from envoy.extensions.access_loggers.filters.cel.v3 import cel_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from google.protobuf import any_pb2
 
 from egobs import ir
@@ -303,4 +304,17 @@ def build_telemetry_cluster(cluster: ir.TelemetryCluster) -> cluster_pb2.Cluster
     if cluster.http2:
         # gRPC needs HTTP/2; without it Envoy silently never sends a request.
         out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(HTTP2_OPTIONS)
+    if cluster.tls is not None:
+        out.transport_socket.name = "envoy.transport_sockets.tls"
+        out.transport_socket.typed_config.Pack(_upstream_tls(cluster.tls))
     return out
+
+
+def _upstream_tls(tls: ir.TelemetryTLS) -> tls_pb2.UpstreamTlsContext:
+    # Secrets named without an SDS source are the bootstrap's static ones: each proxy
+    # presents its own Gateway's certificate through this cluster, the same for every one.
+    context = tls_pb2.UpstreamTlsContext(sni=tls.sni)
+    common = context.common_tls_context
+    common.tls_certificate_sds_secret_configs.add(name=tls.certificate_secret)
+    common.validation_context_sds_secret_config.name = tls.validation_secret
+    return context
