@@ -211,8 +211,10 @@ class AccessLogSinkConfig(Model):
 
 
 class ProxyTelemetryConfig(Model):
-    # On by default, pointing at `egobs sink`'s default address: when no sink runs, Envoy
-    # only counts the entries it could not send (access_logs.grpc_access_log.logs_dropped).
+    # On by default, pointing at `egobs sink`'s default address. When no sink runs, Envoy
+    # keeps serving and its entries are lost; it counts failed connections to the sink
+    # (cluster telemetry/egobs-sink upstream_cx_connect_fail), not the entries:
+    # access_logs.grpc_access_log.logs_dropped counts only entries its full buffer dropped.
     access_log_sink: AccessLogSinkConfig | None = Field(default_factory=AccessLogSinkConfig)
 
 
