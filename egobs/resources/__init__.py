@@ -4,6 +4,7 @@ from egobs.resources._base import ObjectMeta, Resource, Source, duration_seconds
 from egobs.resources.core import EndpointSlice, Namespace, Secret, Service
 from egobs.resources.envoygateway import Backend, EnvoyProxy
 from egobs.resources.gatewayapi import (
+    BackendTLSPolicy,
     Gateway,
     GatewayClass,
     GRPCRoute,
@@ -29,6 +30,7 @@ from egobs.resources.loader import (
 __all__ = [
     "KINDS",
     "Backend",
+    "BackendTLSPolicy",
     "EndpointSlice",
     "EnvoyProxy",
     "GRPCRoute",

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from egobs.resources._base import Model, PortNumber, Resource
+from egobs.resources._base import KubeModel, PortNumber, Resource
 
 
 class Namespace(Resource):
@@ -22,7 +22,7 @@ class Namespace(Resource):
     spec: dict[str, Any] | None = None
 
 
-class ServicePort(Model):
+class ServicePort(KubeModel):
     name: str | None = None
     port: PortNumber
     target_port: int | str | None = None
@@ -31,7 +31,7 @@ class ServicePort(Model):
     node_port: int | None = None
 
 
-class ServiceSpec(Model):
+class ServiceSpec(KubeModel):
     ports: list[ServicePort] = Field(default_factory=list)
     type: str = "ClusterIP"
     cluster_ip: str | None = Field(default=None, alias="clusterIP")
@@ -52,13 +52,13 @@ class Service(Resource):
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
 
 
-class EndpointConditions(Model):
+class EndpointConditions(KubeModel):
     ready: bool | None = None
     serving: bool | None = None
     terminating: bool | None = None
 
 
-class EndpointSliceEndpoint(Model):
+class EndpointSliceEndpoint(KubeModel):
     addresses: list[str] = Field(min_length=1, max_length=100)
     conditions: EndpointConditions = Field(default_factory=EndpointConditions)
     hostname: str | None = None
@@ -68,7 +68,7 @@ class EndpointSliceEndpoint(Model):
     hints: dict[str, Any] | None = None
 
 
-class EndpointPort(Model):
+class EndpointPort(KubeModel):
     name: str | None = None
     port: PortNumber | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"

@@ -6,27 +6,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from egobs.resources._base import Model, PortNumber, Resource
+from egobs.resources._base import KubeModel, PortNumber, Resource
 from egobs.resources.telemetry import ProxyTelemetry
 
 GROUP = "gateway.envoyproxy.io"
 
 
-class FQDNEndpoint(Model):
+class FQDNEndpoint(KubeModel):
     hostname: Annotated[str, Field(min_length=1, max_length=253)]
     port: PortNumber
 
 
-class IPEndpoint(Model):
+class IPEndpoint(KubeModel):
     address: Annotated[str, Field(min_length=3, max_length=45)]
     port: PortNumber
 
 
-class UnixSocket(Model):
+class UnixSocket(KubeModel):
     path: Annotated[str, Field(min_length=1, max_length=108)]
 
 
-class BackendEndpoint(Model):
+class BackendEndpoint(KubeModel):
     fqdn: FQDNEndpoint | None = None
     ip: IPEndpoint | None = None
     unix: UnixSocket | None = None
@@ -44,7 +44,7 @@ AppProtocolType = Literal[
 ]
 
 
-class BackendSpec(Model):
+class BackendSpec(KubeModel):
     type: Literal["Endpoints", "DynamicResolver"] = "Endpoints"
     endpoints: list[BackendEndpoint] = Field(default_factory=list, max_length=64)
     app_protocols: list[AppProtocolType] = Field(default_factory=list)
@@ -71,7 +71,7 @@ class Backend(Resource):
 # EnvoyProxy: ``telemetry`` is typed (egobs.resources.telemetry); the other sub-structures
 # are not translated yet and kept loose, but every top-level spec field is named, so a typo
 # is still an error.
-class EnvoyProxySpec(Model):
+class EnvoyProxySpec(KubeModel):
     provider: dict[str, Any] | None = None
     logging: dict[str, Any] | None = None
     telemetry: ProxyTelemetry | None = None

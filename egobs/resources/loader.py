@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from egobs.resources._base import Resource, Source, name_problem
+from egobs.resources._base import RULE_ERROR, Resource, Source, name_problem
 from egobs.resources.core import EndpointSlice, Namespace, Secret, Service
 from egobs.resources.envoygateway import Backend, EnvoyProxy
 from egobs.resources.gatewayapi import (
+    BackendTLSPolicy,
     Gateway,
     GatewayClass,
     GRPCRoute,
@@ -29,9 +30,30 @@ from egobs.resources.gatewayapi import (
 )
 
 try:  # libyaml is several times faster on large inputs
-    _YAMLLoader: type = yaml.CSafeLoader
+    _BaseLoader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _YAMLLoader = yaml.SafeLoader
+    _BaseLoader = yaml.SafeLoader
+
+
+class _YAMLLoader(_BaseLoader):
+    """YAML read as ``kubectl`` turns it into JSON for the API server: a timestamp stays the
+    string written (``creationTimestamp: 2024-05-01T10:00:00Z`` is a JSON string there, and
+    an unquoted date in an annotation is a string, not a date).
+
+    Equal strings of one text are one object: the models keep what they are given, and a
+    large input repeats the same namespaces, kinds, hostnames and Service names."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._strings: dict[str, str] = {}
+
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        value: str = self.construct_scalar(node)
+        return self._strings.setdefault(value, value)
+
+
+_YAMLLoader.add_constructor("tag:yaml.org,2002:str", _YAMLLoader.construct_yaml_str)
+_YAMLLoader.add_constructor("tag:yaml.org,2002:timestamp", _YAMLLoader.construct_yaml_str)
 
 KINDS: dict[str, type[Resource]] = {
     cls.KIND: cls
@@ -44,6 +66,7 @@ KINDS: dict[str, type[Resource]] = {
         UDPRoute,
         TLSRoute,
         ReferenceGrant,
+        BackendTLSPolicy,
         Namespace,
         Service,
         EndpointSlice,
@@ -102,6 +125,7 @@ class Resources:
     udp_routes: list[UDPRoute] = field(default_factory=list)
     tls_routes: list[TLSRoute] = field(default_factory=list)
     reference_grants: list[ReferenceGrant] = field(default_factory=list)
+    backend_tls_policies: list[BackendTLSPolicy] = field(default_factory=list)
     namespaces: list[Namespace] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     endpoint_slices: list[EndpointSlice] = field(default_factory=list)
@@ -118,6 +142,7 @@ class Resources:
         "UDPRoute": "udp_routes",
         "TLSRoute": "tls_routes",
         "ReferenceGrant": "reference_grants",
+        "BackendTLSPolicy": "backend_tls_policies",
         "Namespace": "namespaces",
         "Service": "services",
         "EndpointSlice": "endpoint_slices",
@@ -147,6 +172,8 @@ class Resources:
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's mark of a bad map key: the path names the key already
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         elif not out:
@@ -160,6 +187,8 @@ _PYDANTIC_MESSAGES = {
     "extra_forbidden": "unknown field",
     "missing": "required field missing",
 }
+# Messages the models write themselves, which say what they got when it matters.
+_OWN_MESSAGES = frozenset({"value_error", RULE_ERROR})
 
 
 def validation_errors(
@@ -171,7 +200,7 @@ def validation_errors(
         msg = _PYDANTIC_MESSAGES.get(err["type"], err["msg"])
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        if err["type"] not in _PYDANTIC_MESSAGES and err["type"] != "value_error":
+        if err["type"] not in _PYDANTIC_MESSAGES and err["type"] not in _OWN_MESSAGES:
             msg = f"{msg} (got {_short(err.get('input'))})"
         errors.append(ResourceError(source, msg, ref, _loc_to_path(loc)))
     return errors
@@ -217,16 +246,20 @@ def parse_object(data: Any, source: Source) -> Resource:
         ref = f"{kind}/{ns}/{name}"
     else:
         ref = f"{kind}/{name}"
+        if "namespace" in meta:
+            # The API server clears the namespace of a cluster-scoped object, silently.
+            data = {**data, "metadata": {k: v for k, v in meta.items() if k != "namespace"}}
     if not isinstance(api_version, str):
         raise LoadError([ResourceError(source, "required field missing", ref, "apiVersion")])
     group, _, version = api_version.rpartition("/")
     if group != cls.GROUP or version not in cls.VERSIONS:
-        want = ", ".join(f"{cls.GROUP}/{v}" if cls.GROUP else v for v in cls.VERSIONS)
+        served = ", ".join(f"{cls.GROUP}/{v}" if cls.GROUP else v for v in cls.VERSIONS)
         raise LoadError(
             [
                 ResourceError(
                     source,
-                    f"unsupported apiVersion {api_version!r} for {kind} (want {want})",
+                    f"unsupported apiVersion {api_version!r}: apiVersion not served for "
+                    f"{kind} (served: {served})",
                     ref,
                     "apiVersion",
                 )
@@ -246,17 +279,8 @@ def parse_object(data: Any, source: Source) -> Resource:
             problems.insert(0, ("metadata.namespace", ns_issue))
     if problems:
         raise LoadError([ResourceError(source, msg, ref, path) for path, msg in problems])
-    if cls.NAMESPACED:
-        if obj.metadata.namespace is None:
-            obj.metadata.namespace = "default"
-    elif obj.metadata.namespace:
-        raise LoadError(
-            [
-                ResourceError(
-                    source, f"{kind} is cluster-scoped; remove namespace", ref, "metadata.namespace"
-                )
-            ]
-        )
+    if cls.NAMESPACED and obj.metadata.namespace is None:
+        obj.metadata.namespace = "default"
     obj._source = source
     return obj
 

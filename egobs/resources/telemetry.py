@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from egobs.resources._base import Model, PortNumber
+from egobs.resources._base import KubeModel, PortNumber
 
 __all__ = [
     "ALSEnvoyProxyAccessLog",
@@ -53,7 +53,7 @@ __all__ = [
 EG_GROUP = "gateway.envoyproxy.io"
 
 
-class TelemetryBackendRef(Model):
+class TelemetryBackendRef(KubeModel):
     """A Service or Backend that receives telemetry (``BackendRef`` in Envoy Gateway)."""
 
     group: str = ""
@@ -75,7 +75,7 @@ class TelemetryBackendRef(Model):
         return self
 
 
-class _Destination(Model):
+class _Destination(KubeModel):
     """Where a telemetry stream goes: ``host``/``port``, or ``backendRefs``."""
 
     host: str | None = None
@@ -89,7 +89,7 @@ class _Destination(Model):
         return self
 
 
-class HTTPHeader(Model):
+class HTTPHeader(KubeModel):
     name: Annotated[
         str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
     ]
@@ -99,7 +99,7 @@ class HTTPHeader(Model):
 # --------------------------------------------------------------------------- access logs
 
 
-class ProxyAccessLogFormat(Model):
+class ProxyAccessLogFormat(KubeModel):
     type: Literal["Text", "JSON"] | None = None
     text: str | None = None
     # ``json`` on the wire; the attribute name avoids BaseModel's own ``json``.
@@ -124,17 +124,17 @@ class ProxyAccessLogFormat(Model):
         return self
 
 
-class FileEnvoyProxyAccessLog(Model):
+class FileEnvoyProxyAccessLog(KubeModel):
     path: Annotated[str, Field(min_length=1)]
 
 
-class ALSEnvoyProxyHTTPAccessLogConfig(Model):
+class ALSEnvoyProxyHTTPAccessLogConfig(KubeModel):
     request_headers: list[str] = Field(default_factory=list)
     response_headers: list[str] = Field(default_factory=list)
     response_trailers: list[str] = Field(default_factory=list)
 
 
-class ALSEnvoyProxyAccessLog(Model):
+class ALSEnvoyProxyAccessLog(KubeModel):
     """Envoy's gRPC access-log service (``egobs sink`` is one)."""
 
     backend_refs: list[TelemetryBackendRef] = Field(default_factory=list, max_length=16)
@@ -165,7 +165,7 @@ class OpenTelemetryEnvoyProxyAccessLog(_Destination):
         return self
 
 
-class ProxyAccessLogSink(Model):
+class ProxyAccessLogSink(KubeModel):
     type: Literal["ALS", "File", "OpenTelemetry"]
     als: ALSEnvoyProxyAccessLog | None = None
     file: FileEnvoyProxyAccessLog | None = None
@@ -187,14 +187,14 @@ class ProxyAccessLogSink(Model):
         return self
 
 
-class ProxyAccessLogSetting(Model):
+class ProxyAccessLogSetting(KubeModel):
     format: ProxyAccessLogFormat | None = None
     matches: list[str] = Field(default_factory=list, max_length=10)
     sinks: list[ProxyAccessLogSink] = Field(min_length=1, max_length=50)
     type: Literal["Listener", "Route"] | None = None
 
 
-class ProxyAccessLog(Model):
+class ProxyAccessLog(KubeModel):
     disable: bool = False
     settings: list[ProxyAccessLogSetting] | None = Field(default=None, min_length=1, max_length=50)
 
@@ -202,21 +202,21 @@ class ProxyAccessLog(Model):
 # --------------------------------------------------------------------------- metrics
 
 
-class StringMatch(Model):
+class StringMatch(KubeModel):
     type: Literal["Exact", "Prefix", "Suffix", "RegularExpression"] = "Exact"
     value: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
-class _Empty(Model):
+class _Empty(KubeModel):
     pass
 
 
-class Compression(Model):
+class Compression(KubeModel):
     type: Literal["Gzip"]  # Brotli and Zstd are Envoy Gateway options egobs does not offer
     gzip: _Empty | None = None
 
 
-class ProxyPrometheusProvider(Model):
+class ProxyPrometheusProvider(KubeModel):
     disable: bool = False
     compression: Compression | None = None
     port: PortNumber | None = None  # egobs extension; default 19001
@@ -236,7 +236,7 @@ class MetricsServiceSink(_Destination):
     report_counters_as_deltas: bool = False
 
 
-class ProxyMetricSink(Model):
+class ProxyMetricSink(KubeModel):
     type: Literal["OpenTelemetry", "MetricsService"] = "OpenTelemetry"
     open_telemetry: OpenTelemetrySink | None = None
     metrics_service: MetricsServiceSink | None = None
@@ -254,7 +254,7 @@ class ProxyMetricSink(Model):
         return self
 
 
-class ProxyMetrics(Model):
+class ProxyMetrics(KubeModel):
     prometheus: ProxyPrometheusProvider | None = None
     sinks: list[ProxyMetricSink] = Field(default_factory=list, max_length=16)
     matches: list[StringMatch] = Field(default_factory=list)
@@ -270,7 +270,7 @@ class ProxyMetrics(Model):
 # --------------------------------------------------------------------------- tracing
 
 
-class FractionalPercent(Model):
+class FractionalPercent(KubeModel):
     numerator: Annotated[int, Field(ge=0)]
     denominator: Annotated[int, Field(ge=1)] = 100
 
@@ -285,21 +285,21 @@ class FractionalPercent(Model):
         return 100.0 * self.numerator / self.denominator
 
 
-class _LiteralTag(Model):
+class _LiteralTag(KubeModel):
     value: str
 
 
-class _EnvironmentTag(Model):
+class _EnvironmentTag(KubeModel):
     name: str
     default_value: str | None = None
 
 
-class _RequestHeaderTag(Model):
+class _RequestHeaderTag(KubeModel):
     name: str
     default_value: str | None = None
 
 
-class CustomTag(Model):
+class CustomTag(KubeModel):
     type: Literal["Literal", "Environment", "RequestHeader"] = "Literal"
     literal: _LiteralTag | None = None
     environment: _EnvironmentTag | None = None
@@ -318,7 +318,7 @@ class CustomTag(Model):
         return self
 
 
-class _OpenTelemetryTracing(Model):
+class _OpenTelemetryTracing(KubeModel):
     headers: list[HTTPHeader] | None = Field(default=None, min_length=1, max_length=32)
     resource_attributes: dict[str, str] | None = None
     protocol: Literal["GRPC", "HTTP"] = "GRPC"  # egobs extension
@@ -331,12 +331,12 @@ class TracingProvider(_Destination):
     open_telemetry: _OpenTelemetryTracing | None = None
 
 
-class _SpanName(Model):
+class _SpanName(KubeModel):
     client: str
     server: str
 
 
-class ProxyTracing(Model):
+class ProxyTracing(KubeModel):
     provider: TracingProvider
     sampling_rate: Annotated[int, Field(ge=0, le=100)] | None = None
     sampling_fraction: FractionalPercent | None = None
@@ -358,7 +358,7 @@ class ProxyTracing(Model):
         return 100.0 if self.sampling_rate is None else float(self.sampling_rate)
 
 
-class ProxyTelemetry(Model):
+class ProxyTelemetry(KubeModel):
     access_log: ProxyAccessLog | None = None
     metrics: ProxyMetrics | None = None
     tracing: ProxyTracing | None = None

@@ -149,6 +149,21 @@ def _parse(data: dict[str, Any]) -> Resource:
     return _parse_object(data, SOURCE)
 
 
+def _crd_valid_parents(parents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The parentRefs the CRD takes together: references to one parent must all set
+    sectionName (and port) or none, and must not repeat; a later one that would break this
+    is left out."""
+    kept: list[dict[str, Any]] = []
+    shapes: dict[tuple[str, str | None], tuple[bool, bool]] = {}
+    for parent in parents:
+        shape = ("sectionName" in parent, "port" in parent)
+        if shapes.setdefault((parent["name"], parent.get("namespace")), shape) != shape:
+            continue
+        if parent not in kept:
+            kept.append(parent)
+    return kept
+
+
 def _route(rng: random.Random, ns: str | None = None, name: str | None = None) -> HTTPRoute:
     ns = ns or rng.choice(["default", "default", "other"])
     meta: dict[str, Any] = {"name": name or f"r{rng.randrange(40)}", "namespace": ns}
@@ -161,6 +176,7 @@ def _route(rng: random.Random, ns: str | None = None, name: str | None = None) -
         if ns != "default":
             parent["namespace"] = "default"
         parents.append(parent)
+    parents = _crd_valid_parents(parents)
     rules = []
     for _ in range(rng.randrange(1, 3)):
         rule: dict[str, Any] = {}

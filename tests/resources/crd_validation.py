@@ -169,7 +169,16 @@ def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> It
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {"pattern": _re2_pattern})
+# Draft 4 (OpenAPI v3's base) with RE2 patterns; ``propertyNames`` (draft 6) is added for the
+# ObjectMeta schema above only, which checks label and annotation keys with it (the CRDs
+# themselves use CEL for map keys).
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft4Validator,
+    {
+        "pattern": _re2_pattern,
+        "propertyNames": jsonschema.Draft7Validator.VALIDATORS["propertyNames"],
+    },
+)
 _FORMATS = jsonschema.FormatChecker(formats=("ipv4", "ipv6"))
 
 

@@ -10,6 +10,7 @@ import pytest
 from egobs.resources import (
     Backend,
     EndpointSlice,
+    GatewayClass,
     HTTPRoute,
     LoadError,
     Secret,
@@ -133,15 +134,20 @@ def test_bad_duration_and_hostname() -> None:
     assert any("spec.rules[0].timeouts.request: invalid duration '10x'" in e for e in errs)
 
 
-def test_cluster_scoped_kind_with_namespace() -> None:
+def test_cluster_scoped_kind_with_namespace_loads_without_it() -> None:
+    # The API server clears metadata.namespace of a cluster-scoped object silently (even
+    # one that is no valid namespace name), so the loader does too: what the API server
+    # accepts is not refused (issue 11).
     text = """\
     apiVersion: gateway.networking.k8s.io/v1
     kind: GatewayClass
-    metadata: {name: c, namespace: oops}
+    metadata: {name: c, namespace: Oops_Not_A_Namespace}
     spec: {controllerName: x/y}
     """
-    (err,) = _errors(text)
-    assert "GatewayClass/c: metadata.namespace: GatewayClass is cluster-scoped" in err
+    (cls,) = load_text(textwrap.dedent(text), file="in.yaml")
+    assert isinstance(cls, GatewayClass)
+    assert cls.metadata.namespace is None and cls.namespace == ""
+    assert cls.ref() == "GatewayClass/c" and cls.key == ("GatewayClass", "", "c")
 
 
 def test_duplicate_object_across_files(tmp_path: Path) -> None:
