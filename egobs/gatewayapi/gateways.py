@@ -226,6 +226,17 @@ def _namespace_allowed(spec: Listener, gw_ns: str, namespace: str, index: Index)
     return selector is not None and selector.matches(index.namespace_labels(namespace))
 
 
+def _client_validation(gateway: Gateway, port: int) -> bool:
+    """Whether the Gateway's ``spec.tls.frontend`` validates client certificates on ``port``
+    (its per-port entry, else its default)."""
+    tls = gateway.spec.tls
+    frontend = tls.frontend if tls is not None else None
+    if frontend is None:
+        return False
+    config = next((p.tls for p in frontend.per_port if p.port == port), frontend.default)
+    return config.validation is not None
+
+
 def _make_listener(gw: GatewayState, spec: Listener, index: Index, now: datetime) -> ListenerState:
     raw = spec.protocol
     # Core protocol names are case-insensitive per the spec.
@@ -243,6 +254,16 @@ def _make_listener(gw: GatewayState, spec: Listener, index: Index, now: datetime
             state.accepted_issue = Issue(
                 R_UNSUPPORTED_VALUE,
                 "an HTTPS listener needs tls.mode Terminate and certificateRefs",
+            )
+            return state
+        if _client_validation(gw.obj, spec.port):
+            # Fail closed: serving it without the client-certificate check it asks for
+            # would let in every client the Gateway means to refuse.
+            state.accepted_issue = Issue(
+                R_UNSUPPORTED_VALUE,
+                f"spec.tls.frontend asks for client certificate validation on port "
+                f"{spec.port}, which egobs does not implement; the listener is not served "
+                "rather than served without it",
             )
             return state
         state.certificates, state.cert_issues = _certificates(gw.obj, spec, index, now)
