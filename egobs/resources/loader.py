@@ -82,6 +82,30 @@ YAML_SUFFIXES = (".yaml", ".yml")
 _FILE_NOT_FOUND = "file not found (no such file or directory)"
 
 
+class _MalformedYAML(Exception):
+    """A YAML syntax error in document ``doc`` (counted from 1)."""
+
+    def __init__(self, doc: int, error: yaml.YAMLError) -> None:
+        super().__init__(str(error))
+        self.doc = doc
+        self.error = error
+
+
+def _next_document(loader: Any, done: int) -> bool:
+    try:
+        return bool(loader.check_node())
+    except yaml.YAMLError as exc:
+        raise _MalformedYAML(done + 1, exc) from exc
+
+
+def _get_node(loader: Any, done: int) -> yaml.Node | None:
+    try:
+        node: yaml.Node | None = loader.get_node()
+    except yaml.YAMLError as exc:
+        raise _MalformedYAML(done + 1, exc) from exc
+    return node
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceError:
     """One problem with one document: where, which object, which field, what."""
@@ -101,8 +125,16 @@ class ResourceError:
             parts.append(self.object_ref)
         head = " ".join(parts)
         if self.field_path:
-            return f"{head}: {self.field_path}: {self.message}"
-        return f"{head}: {self.message}"
+            return _one_line(f"{head}: {self.field_path}: {self.message}")
+        return _one_line(f"{head}: {self.message}")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped: names and keys come from the input, and a
+    line break in one must not make a single error print as two (the second forged)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class LoadError(Exception):
@@ -315,6 +347,9 @@ class _DocumentProblem(Exception):
         self.message = message
 
 
+_IN_PROGRESS = -1  # a node whose size is being counted (seen again: a recursive alias)
+
+
 def _check_node(root: yaml.Node) -> None:
     """Refuse a document before it is built: duplicate mapping keys (YAML says keys are
     unique; PyYAML would keep the last silently), nesting deeper than :data:`MAX_DEPTH`, or
@@ -323,13 +358,19 @@ def _check_node(root: yaml.Node) -> None:
 
     def size(node: yaml.Node, depth: int) -> int:
         known = sizes.get(id(node))
-        if known is not None:
+        if known is not None and known is not _IN_PROGRESS:
             return known
         if depth > MAX_DEPTH:
             raise _DocumentProblem(
                 node.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels"
             )
-        sizes[id(node)] = 1  # a node inside itself (recursive alias) counts once
+        if known is _IN_PROGRESS:
+            # An alias to a node that contains it: an infinite object, which nothing
+            # Kubernetes accepts (JSON has no cycles) and nothing here could compare or dump.
+            raise _DocumentProblem(
+                node.start_mark.line + 1, "recursive YAML alias (a node inside itself)"
+            )
+        sizes[id(node)] = _IN_PROGRESS
         total = 1
         if isinstance(node, yaml.MappingNode):
             seen: dict[tuple[str, str], int] = {}
@@ -403,10 +444,10 @@ def _documents(text: str, file: str) -> Iterator[tuple[int, int, Any, yaml.Node 
     document; data is a :class:`_DocumentProblem` (and the node None) for a document refused
     before it was built."""
     loader = _YAMLLoader(text)
+    doc = 0
     try:
-        doc = 0
-        while loader.check_node():
-            node = loader.get_node()
+        while _next_document(loader, doc):
+            node = _get_node(loader, doc)
             doc += 1
             if node is None:
                 continue
@@ -422,7 +463,16 @@ def _documents(text: str, file: str) -> Iterator[tuple[int, int, Any, yaml.Node 
             except _DocumentProblem as problem:
                 yield doc, first, problem, None
                 continue
-            yield doc, first, loader.construct_document(node), node
+            try:
+                data = loader.construct_document(node)
+            except yaml.YAMLError as exc:
+                # An unknown tag, an unhashable key: this document alone is refused.
+                mark = getattr(exc, "problem_mark", None)
+                at = mark.line + 1 if mark is not None else first
+                what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+                yield doc, first, _DocumentProblem(at, f"malformed YAML: {what}"), None
+                continue
+            yield doc, first, data, node
     finally:
         loader.dispose()
 
@@ -448,6 +498,14 @@ def load_documents(text: str, *, file: str = "<stdin>") -> LoadedText:
     refused: set[str] = set()
     unidentified = False
     try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Bytes that are not UTF-8, read with surrogateescape (stdin): YAML is Unicode.
+        line = text.count("\n", 0, exc.start) + 1
+        doc = max(1, sum(1 for ln in text[: exc.start].splitlines() if ln.startswith("---")))
+        message = f"not UTF-8 text (undecodable byte at character {exc.start})"
+        return LoadedText([], [ResourceError(Source(file, doc, line), message)], frozenset(), True)
+    try:
         for doc, line, data, node in _documents(text, file):
             if data is None:
                 continue
@@ -470,11 +528,26 @@ def load_documents(text: str, *, file: str = "<stdin>") -> LoadedText:
                     unidentified = True
                 else:
                     refused.add(ref)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        problem = getattr(exc, "problem", None) or str(exc)
-        errors.append(ResourceError(Source(file, 0, line), f"malformed YAML: {problem}"))
+    except _MalformedYAML as malformed:
+        error = malformed.error
+        mark = getattr(error, "problem_mark", None)
+        position = getattr(error, "position", None)  # a reader error: a character index
+        doc = malformed.doc
+        if mark is not None:
+            line = mark.line + 1
+        elif isinstance(position, int):
+            # libyaml reads ahead, so the document being parsed may not be the one holding
+            # the character: count the separators before it instead.
+            line = text.count("\n", 0, position) + 1
+            starts = [ln for ln in text[:position].splitlines() if ln.startswith("---")]
+            leading = text.lstrip().startswith("---")
+            doc = max(1, len(starts) + (0 if leading else 1))
+        else:
+            line = 1
+        # Without a problem text, str(exc) spans lines naming "<unicode string>": keep the
+        # first, which says what is wrong.
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        errors.append(ResourceError(Source(file, doc, line), f"malformed YAML: {problem}"))
         unidentified = True
     return LoadedText(objects, errors, frozenset(refused), unidentified)
 

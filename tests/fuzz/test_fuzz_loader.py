@@ -66,7 +66,7 @@ def test_arbitrary_text_loads_or_is_refused_precisely(text: str) -> None:
 
 
 @fuzz_settings(max_examples=400)
-@given(multi_document_text())
+@given(multi_document_text(recursive=True))
 def test_mutated_documents_load_or_are_refused_precisely(generated: Text) -> None:
     check_load(generated.text, generated.docs)
 
@@ -123,17 +123,12 @@ def test_documents_are_numbered_from_one_with_blank_lines_and_comments(
 
 # --------------------------------------------------------------------------- found by fuzzing
 
-# Crash 1: text with a lone surrogate. `egobs translate -f -` reads stdin with Python's
+# Regression, crash 1 (fixed: refused as "not UTF-8 text"): text with a lone surrogate. `egobs translate -f -` reads stdin with Python's
 # surrogateescape handler, so a byte that is not UTF-8 (b"\xff") arrives as "\udcff";
 # libyaml's CParser encodes the text to UTF-8 and raises UnicodeEncodeError (a traceback).
 SURROGATE = 'apiVersion: v1\nkind: Namespace\nmetadata: {name: "a\udcff"}\n'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="load_text crashes on lone surrogates (undecodable stdin bytes): UnicodeEncodeError",
-)
 @fuzz_settings(max_examples=20)
 @given(st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3).map(lambda s: "a: " + s))
 @example(SURROGATE)
@@ -141,7 +136,7 @@ def test_text_with_lone_surrogates_is_refused_not_a_traceback(text: str) -> None
     check_load(text)
 
 
-# Crash 2: a recursive alias is accepted by the loader (_check_node counts a node inside
+# Regression, crash 2 (fixed: a recursive alias is refused): a recursive alias is accepted by the loader (_check_node counts a node inside
 # itself once), in any field typed dict[str, Any] (metadata.ownerReferences of every kind,
 # Backend spec.tls, Namespace spec...). The object then breaks its users:
 # `egobs translate --to status` (model_dump: "ValueError: Circular reference detected") and
@@ -158,11 +153,6 @@ spec:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, RecursionError),
-    reason="recursive YAML aliases load, then crash model_dump (CLI) and == (file provider)",
-)
 @fuzz_settings(max_examples=1)
 @given(st.just(RECURSIVE))
 @example(RECURSIVE)
@@ -170,10 +160,9 @@ def test_recursive_aliases_are_refused_or_usable(text: str) -> None:
     use_like_egobs(check_load(text), text)
 
 
-# Gap 1: malformed YAML is reported as document 0 (README: "document (from 1)"), whichever
+# Regression, gap 1 (fixed; gap 3 too): malformed YAML is reported as document 0 (README: "document (from 1)"), whichever
 # document it is in. Gap 3: a reader error (a control character such as NUL) has no line
 # either, and its message is two lines naming "<unicode string>" and a character position.
-@pytest.mark.xfail(strict=True, reason="malformed YAML errors say doc0, not the document")
 @pytest.mark.parametrize(
     ("text", "doc"),
     [(ROUTE + "---\n" + ROUTE + "---\nkind: [unclosed\n", 3), ("a: 1\n---\nb: \x00\n", 2)],
@@ -220,9 +209,8 @@ def test_odd_keys_are_named(key: str) -> None:
     assert err.source.line == 5, str(err)
 
 
-# Gap 5: the object ref and the field path are not escaped, so a name (or key) with a line
+# Regression, gap 5 (fixed: control characters are escaped): the object ref and the field path are not escaped, so a name (or key) with a line
 # break makes one error print as two lines, the second under the document's control.
-@pytest.mark.xfail(strict=True, reason="object refs and field paths are not escaped")
 @pytest.mark.parametrize(
     "text",
     [
@@ -237,11 +225,10 @@ def test_errors_are_one_line_whatever_the_names(text: str) -> None:
         assert "\n" not in str(err), str(err)
 
 
-# Crash 3 (bounded time): a recursive alias in a document with any error costs seconds:
+# Regression, crash 3 (fixed with crash 2; bounded time): a recursive alias in a document with any error costs seconds:
 # _field_lines walks the cycle until it has 20,000 paths, each a tuple one longer than the
 # last (quadratic). 15 bytes take ~4 s (README: refused "in well under a second"); every
 # such document in a file adds as much.
-@pytest.mark.xfail(strict=True, reason="a recursive alias in a refused document takes seconds")
 @fuzz_settings(max_examples=1)
 @given(st.just("anchor: &a [*a]\n"))
 @example("anchor: &a [*a]\n")

@@ -105,7 +105,7 @@ def test_unsupported_api_version() -> None:
 
 def test_malformed_yaml_reports_line() -> None:
     (err,) = _errors("apiVersion: v1\nkind: [unclosed\nmetadata: {name: x}\n")
-    assert err.startswith("in.yaml:doc0 (line ")
+    assert err.startswith("in.yaml:doc1 (line ")  # documents count from 1
     assert "malformed YAML" in err
 
 
