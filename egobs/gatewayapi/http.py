@@ -101,6 +101,21 @@ def regex_problem(pattern: str) -> str | None:
     return None
 
 
+# An HTTP token (RFC 9110): what Gateway API allows for header names it sets or adds.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+
+
+def _header_problem(kind: str, spec: HTTPHeaderFilter) -> str | None:
+    """Why Envoy would refuse this header modifier (a NACK blocking the whole Gateway's
+    update): it may not touch ``host`` or pseudo-headers, and a removed name must be a
+    header name at all (the CRD does not check ``remove``)."""
+    names = [h.name for h in (*spec.set, *spec.add)] + list(spec.remove)
+    for name in names:
+        if name.lower() == "host" or not _HEADER_NAME.match(name):
+            return f"{kind} on header {name!r} (Envoy does not let filters change it)"
+    return None
+
+
 def _header_modifier(spec: HTTPHeaderFilter) -> ir.HeaderModifier:
     def values(items: list[Any]) -> tuple[ir.HeaderValue, ...]:
         seen: set[str] = set()
@@ -135,7 +150,10 @@ class _RuleBuilder:
 
     def filters(self, filters: list[HTTPRouteFilter] | list[GRPCRouteFilter]) -> None:
         for f in filters:
-            if f.request_header_modifier is not None:
+            modifier = f.request_header_modifier or f.response_header_modifier
+            if modifier is not None and (problem := _header_problem(f.type, modifier)):
+                self.unsupported.append(problem)
+            elif f.request_header_modifier is not None:
                 self.fields["request_headers"] = _header_modifier(f.request_header_modifier)
             elif f.response_header_modifier is not None:
                 self.fields["response_headers"] = _header_modifier(f.response_header_modifier)
@@ -205,7 +223,10 @@ class _RuleBuilder:
         weighted cluster, nothing else: other filters there make the rule unsupported."""
         request = response = None
         for f in ref.filters:
-            if f.request_header_modifier is not None:
+            modifier = f.request_header_modifier or f.response_header_modifier
+            if modifier is not None and (problem := _header_problem(f.type, modifier)):
+                self.unsupported.append(f"{problem} on backendRef {ref.name}")
+            elif f.request_header_modifier is not None:
                 request = _header_modifier(f.request_header_modifier)
             elif f.response_header_modifier is not None:
                 response = _header_modifier(f.response_header_modifier)
