@@ -768,6 +768,15 @@ def resolve_admin(
     return AdminTarget(parse_admin_address(DEFAULT_ADMIN), "default", token)
 
 
+_table_output = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(("table", "yaml", "json")),
+    default="table",
+    show_default=True,
+)
+
+
 def _admin_options(f: Any) -> Any:
     """``--admin`` and ``-c``: how every command that talks to a running control plane finds
     it (see :func:`resolve_admin`)."""
@@ -865,13 +874,7 @@ def _kind_argument(ctx: click.Context, param: click.Parameter, value: str | None
     is_flag=True,
     help="Every condition (listeners' and healthy ones too), full messages and versions.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(("table", "yaml", "json")),
-    default="table",
-    show_default=True,
-)
+@_table_output
 @click.option(
     "--proxies",
     is_flag=True,
@@ -1257,13 +1260,7 @@ def _proxy_options(f: Any) -> Any:
 
 @proxies.command("list")
 @_proxy_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(("table", "yaml", "json")),
-    default="table",
-    show_default=True,
-)
+@_table_output
 def proxies_list(runtime_dir: str | None, config_file: str | None, output: str) -> None:
     """The Envoys still running from a runtime directory, whoever runs them now."""
     from dataclasses import asdict

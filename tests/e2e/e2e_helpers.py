@@ -24,6 +24,37 @@ spec: {controllerName: gateway.egobs.dev/gatewayclass-controller}
 """
 
 
+ONE_HTTP_GATEWAY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: eg, namespace: default}
+spec:
+  gatewayClassName: egobs
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+"""
+
+
+def echo_backends(ports: dict[str, int], *, service_port: int = 8080) -> str:
+    """A Service (port ``service_port``) and its EndpointSlice (127.0.0.1:``port``) per
+    ``name: port``, as a controller would write them for echo backends."""
+    docs = []
+    for name, port in ports.items():
+        docs.append(f"""\
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec: {{ports: [{{name: http, port: {service_port}}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+""")
+    return "---\n".join(docs)
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None

@@ -34,7 +34,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from e2e_helpers import GATEWAY_CLASS, Serve, request
+from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, request
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from testkit import pid_alive, wait_until
@@ -52,31 +52,7 @@ MIB = 1024 * 1024
 
 
 def _gateway_and_backends(echoes: dict[str, EchoServer]) -> str:
-    docs = [
-        """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: eg, namespace: default}
-spec:
-  gatewayClassName: egobs
-  listeners: [{name: http, protocol: HTTP, port: 80}]
-"""
-    ]
-    for name, echo in echoes.items():
-        docs.append(f"""\
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec: {{ports: [{{name: http, port: 8080}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {echo.port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-""")
-    return "---\n".join(docs)
+    return ONE_HTTP_GATEWAY + "---\n" + echo_backends({n: e.port for n, e in echoes.items()})
 
 
 def _route(backend: str, version: int) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import GATEWAY_CLASS, Serve, request
+from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, request
 from testkit import pid_alive, wait_until
 from testkit import unused_port as free_port
 
@@ -30,13 +30,9 @@ GATEWAY = "default/eg"
 
 
 def _resources(backend: str) -> str:
-    return f"""\
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: eg, namespace: default}}
-spec:
-  gatewayClassName: egobs
-  listeners: [{{name: http, protocol: HTTP, port: 80}}]
+    return (
+        ONE_HTTP_GATEWAY
+        + f"""\
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -45,25 +41,7 @@ spec:
   parentRefs: [{{name: eg}}]
   rules: [{{backendRefs: [{{name: {backend}, port: 8080}}]}}]
 """
-
-
-def _backends(echoes: dict[str, EchoServer]) -> str:
-    docs = []
-    for name, echo in echoes.items():
-        docs.append(f"""\
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec: {{ports: [{{name: http, port: 8080}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {echo.port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-""")
-    return "---\n".join(docs)
+    )
 
 
 class Traffic:
@@ -126,7 +104,7 @@ def test_envoy_outlives_a_killed_control_plane_and_is_adopted(
     serve = Serve(tmp_path, port_map={80: proxy_port}, keep_proxies=True)
     runtime_dir = tmp_path / "run"
     serve.write("00-class.yaml", GATEWAY_CLASS)
-    serve.write("10-backends.yaml", _backends(echoes))
+    serve.write("10-backends.yaml", echo_backends({n: e.port for n, e in echoes.items()}))
     serve.write("20-routes.yaml", _resources("a"))
     url = f"http://127.0.0.1:{proxy_port}/"
     envoy_pid = None
