@@ -565,7 +565,8 @@ def process_gateway(
                     R_UNSUPPORTED_ADDRESS,
                     f"address type {addr.type} is not supported; only IPAddress is",
                 )
-        elif addr.value != BIND_ADDRESS and state.address_issue is None:
+        elif addr.value is not None and addr.value != BIND_ADDRESS and state.address_issue is None:
+            # No value asks the implementation to assign one: the address egobs binds.
             state.address_issue = Issue(
                 R_ADDRESS_NOT_USABLE,
                 f"address {addr.value} cannot be used: egobs binds listeners to {BIND_ADDRESS}",
