@@ -98,6 +98,7 @@ class Backends:
         self.endpoints = endpoints
         self._resources = resources
         self._grpc_refs = backend_keys(resources.grpc_routes)
+        self._tls_policies = _tls_policy_targets(resources)
         self._l7_refs: set[BackendKey] | None = None
         self._cache: dict[tuple[str, str, str, str, str, str, int | None], Resolution] = {}
 
@@ -189,6 +190,15 @@ class Backends:
                 f"Service {ref} port {port} has appProtocol {sp.app_protocol}, which needs TLS "
                 "to the backend; egobs does not originate TLS",
             )
+        targets = self._tls_policies.get((svc.namespace, svc.name), {})
+        policy = targets.get(sp.name or "") or targets.get(None)
+        if policy is not None:
+            # Plaintext to a backend its owner says speaks TLS would fail, or worse succeed.
+            return None, Issue(
+                R_UNSUPPORTED_PROTOCOL_ROUTE,
+                f"Service {ref} port {port} is the target of BackendTLSPolicy {policy}, which "
+                "needs TLS to the backend; egobs does not originate TLS",
+            )
         name = _udp(f"service/{ref}/{port}", route_kind)
         address_type = self.endpoints.service_port(name, svc, sp, transport)
         cluster = ir.Cluster(
@@ -224,6 +234,22 @@ class Backends:
             address_type=address_type,
         )
         return cluster, None
+
+
+def _tls_policy_targets(resources: Resources) -> dict[tuple[str, str], dict[str | None, str]]:
+    """Per Service, the BackendTLSPolicy (``ns/name``) per targeted port name (None: every
+    port); the oldest policy wins a port, as the spec's conflict rule says."""
+    out: dict[tuple[str, str], dict[str | None, str]] = {}
+    policies = sorted(
+        resources.backend_tls_policies,
+        key=lambda p: (p.metadata.creation_timestamp or "", p.namespace, p.name),
+    )
+    for policy in policies:
+        for target in policy.spec.target_refs:
+            if target.group == "" and target.kind == "Service":
+                ports = out.setdefault((policy.namespace, target.name), {})
+                ports.setdefault(target.section_name, f"{policy.namespace}/{policy.name}")
+    return out
 
 
 def _udp(name: str, route_kind: str) -> str:

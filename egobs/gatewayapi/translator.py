@@ -89,6 +89,7 @@ _BACKEND_INPUTS = (
     "reference_grants",
     "namespaces",
     "grpc_routes",
+    "backend_tls_policies",  # a Service port they target needs TLS egobs cannot give
 )
 # Everything but routes: what decides Gateway and listener state, and so route attachment.
 _ENV_INPUTS = tuple(
