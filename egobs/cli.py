@@ -644,6 +644,8 @@ def serve(
     host = cfg.infra.host
     if stop_proxies:
         host.keep_proxies = False
+    elif host.keep_proxies is None:
+        host.keep_proxies = True  # serve's default: its Envoys outlive it
     if host.keep_proxies and host.runtime_dir is None:
         # The same directory on every start: where a restarted egobs finds its Envoys.
         host.runtime_dir = str(default_runtime_dir())

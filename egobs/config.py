@@ -143,8 +143,10 @@ class HostInfraConfig(Model):
     # $XDG_RUNTIME_DIR/egobs, else ~/.local/state/egobs/run; elsewhere a temporary one.
     runtime_dir: str | None = None
     # Envoys keep serving when the control plane stops or dies; the next one adopts them.
-    # False: they stop with it (as `egobs serve --stop-proxies` and `egobs demo` do).
-    keep_proxies: bool = True
+    # False: they stop with it (as `egobs serve --stop-proxies` and `egobs demo` do). Unset:
+    # true for `egobs serve`, false for a control plane embedded in another program (tests,
+    # benches), which must not leave processes behind unless it asks to.
+    keep_proxies: bool | None = None
     log_level: Literal["trace", "debug", "info", "warn", "warning", "error", "critical", "off"] = (
         "warn"
     )

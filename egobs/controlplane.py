@@ -358,7 +358,7 @@ class ControlPlane:
                 delta=self.config.xds.mode == "delta",
                 extra_args=list(host.extra_args),
                 observer=self.telemetry.infra_observer,
-                keep_proxies=host.keep_proxies,
+                keep_proxies=host.keep_proxies is True,
                 tls=proxy_tls(self.config),
             )
             self.infra = host_infra

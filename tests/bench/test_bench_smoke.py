@@ -8,6 +8,8 @@ bench/endpoints.py that an EndpointSlice edit pushes ClusterLoadAssignments only
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +19,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _envoys() -> set[int]:
+    """Pids of the Envoy processes running now (this machine's, whoever started them)."""
+    out = subprocess.run(["pgrep", "-f", "bin/envoy "], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
 def _run(script: str, *args: str) -> dict[str, object]:
+    before = _envoys()
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / script), *args],
         capture_output=True,
@@ -25,6 +34,11 @@ def _run(script: str, *args: str) -> dict[str, object]:
         timeout=300,
         cwd=REPO,
     )
+    # A bench stops every process it starts: no Envoy of its may outlive it.
+    left = _envoys() - before
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{script} left Envoys running: {sorted(left)}"
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
