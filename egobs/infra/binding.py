@@ -19,6 +19,7 @@ from egobs.infra.ports import PortMap
 __all__ = ["BindingError", "HostBinding"]
 
 _L = TypeVar("_L", ir.HTTPListener, ir.TCPListener, ir.UDPListener)
+_WELL_KNOWN = {"http": 80, "https": 443}
 
 
 class BindingError(ValueError):
@@ -40,7 +41,7 @@ class HostBinding:
             gw = self.port_map.apply_gateway(gw)
         except ValueError as exc:
             raise BindingError(f"Gateway {gw.name}: {exc}") from None
-        http = self._bind(gw.http)
+        http = self._bind(self._redirects(gw.http))
         tcp = self._bind(gw.tcp)
         udp = self._bind(gw.udp)
         if http is gw.http and tcp is gw.tcp and udp is gw.udp:
@@ -65,6 +66,39 @@ class HostBinding:
             return proxy
         bound = dataclasses.replace(stats, address=address, port=port)
         return dataclasses.replace(proxy, stats=dataclasses.replace(proxy.stats, prometheus=bound))
+
+    def _redirects(self, listeners: tuple[ir.HTTPListener, ...]) -> tuple[ir.HTTPListener, ...]:
+        """Redirect ports through the port map: a Location must name where the Gateway's
+        port is reachable on this host (80 is served on 10080 with offset 10000). A new
+        scheme without a port means that scheme's well-known port, so it maps too."""
+        if self.port_map.is_identity:
+            return listeners
+        out = []
+        changed = False
+        for lis in listeners:
+            routes = tuple(self._redirect(route) for route in lis.routes)
+            if any(a is not b for a, b in zip(routes, lis.routes, strict=True)):
+                lis = dataclasses.replace(lis, routes=routes)
+                changed = True
+            out.append(lis)
+        return tuple(out) if changed else listeners
+
+    def _redirect(self, route: ir.HTTPRoute) -> ir.HTTPRoute:
+        redirect = route.redirect
+        if redirect is None:
+            return route
+        port = redirect.port
+        if port is None:
+            port = _WELL_KNOWN.get((redirect.scheme or "").lower())
+            if port is None:
+                return route
+        try:
+            mapped = self.port_map.map(port)
+        except ValueError:
+            return route  # a port the map cannot move: the Location keeps it
+        if mapped == port:
+            return route
+        return dataclasses.replace(route, redirect=dataclasses.replace(redirect, port=mapped))
 
     def _bind(self, listeners: tuple[_L, ...]) -> tuple[_L, ...]:
         address = self.listener_address

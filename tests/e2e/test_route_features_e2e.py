@@ -256,13 +256,14 @@ def test_a_session_header_keeps_a_client_on_one_endpoint(stack: Serve) -> None:
 
 def test_a_redirect_without_scheme_or_port_takes_the_listener_port(stack: Serve) -> None:
     # Gateway API: with neither scheme nor port, the redirect port MUST be the listener's,
-    # left out of Location when it is the scheme's well-known one. (Host mode maps listener
-    # ports to free ones here; Location names the Gateway's listener port, as the spec says.)
-    alt = stack.alt_port  # type: ignore[attr-defined]
+    # left out of Location when it is the scheme's well-known one. Host mode serves the
+    # listener ports elsewhere (8080 on a free port here), and Location names that port.
+    alt, main = stack.alt_port, stack.proxy_port  # type: ignore[attr-defined]
     status, headers, _ = request(f"http://127.0.0.1:{alt}/moved/x?q=1", host=f"{HOST}:{alt}")
-    assert (status, headers["location"]) == (302, "http://moved.example.com:8080/moved/x?q=1")
+    assert (status, headers["location"]) == (302, f"http://moved.example.com:{alt}/moved/x?q=1")
     status, headers, _ = _get(stack, "/moved/x?q=1")
-    assert (status, headers["location"]) == (302, "http://moved.example.com/moved/x?q=1")
-    # A new scheme without a port: that scheme's well-known port, also left out.
+    assert (status, headers["location"]) == (302, f"http://moved.example.com:{main}/moved/x?q=1")
+    # A new scheme without a port: that scheme's well-known port (443 is not remapped here),
+    # left out; never the port the client used.
     status, headers, _ = request(f"http://127.0.0.1:{alt}/secure/x", host=f"{HOST}:{alt}")
     assert (status, headers["location"]) == (302, f"https://{HOST}/secure/x")
