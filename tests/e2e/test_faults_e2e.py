@@ -128,8 +128,13 @@ def echoes() -> Iterator[dict[str, EchoServer]]:
 
 
 def _envoy_admin(serve: Serve) -> str:
-    infra = (serve.proxy(GATEWAY) or {}).get("infra") or {}
-    assert infra.get("adminPort"), f"no Envoy admin address in status: {infra}"
+    # Envoy may already serve traffic before the supervisor's probe has seen its admin
+    # port answer (20 ms polls, slower on a loaded machine): wait for it.
+    def running() -> dict[str, object] | None:
+        infra = (serve.proxy(GATEWAY) or {}).get("infra") or {}
+        return infra if infra.get("adminPort") else None
+
+    infra = wait_until(running, timeout=30, what="the Envoy's admin address in status")
     return f"http://{infra['adminHost']}:{infra['adminPort']}"
 
 
