@@ -386,7 +386,7 @@ class HostInfra:
         kept = []
         for sup in self._procs.values():
             sup.released = True
-            if sup.proc is not None and _running(sup.proc):
+            if sup.proc is not None and sup.proc.running:
                 kept.append(f"{sup.name} (pid {sup.proc.pid})")
             if sup.task is not None:
                 sup.task.cancel()
@@ -403,14 +403,7 @@ class HostInfra:
             )
 
     async def _stop_adopted(self, record: ProxyRecord) -> None:
-        proc = AdoptedProcess(record)
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), self._stop_grace_s)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await self._terminate(record.name, AdoptedProcess(record))
         remove_record(record.directory, record.pid)
 
     def _start(
@@ -480,19 +473,19 @@ class HostInfra:
         try:
             await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not exited.done():
-                await self._terminate(sup, proc)
+                await self._terminate(sup.name, proc)
             return proc.returncode
         finally:
             for t in (probe, exited, stopping):
                 t.cancel()
-            if _running(proc) and not sup.released:
+            if proc.running and not sup.released:
                 # Cancelled from outside (event loop shutting down without shutdown()).
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-            if not _running(proc):
+            if not proc.running:
                 remove_record(sup.dir, proc.pid)
-            elif isinstance(proc, ChildProcess):
+            else:
                 proc.release()  # left serving: nothing here watches or reaps it any more
             if isinstance(proc, ChildProcess):
                 self._untrack(proc)
@@ -556,6 +549,7 @@ class HostInfra:
                 )
             )
         self._track(proc)
+        started_at = time.time()
         ticks = start_ticks(proc.pid)
         if ticks is not None:
             write_record(
@@ -567,12 +561,12 @@ class HostInfra:
                     fingerprint=sup.fingerprint,
                     xds=self._xds_id,
                     bootstrap=str(bootstrap_path),
-                    started_at=time.time(),
+                    started_at=started_at,
                 )
             )
         sup.proc = proc
         sup.node_id = node_id
-        sup.started_at = time.time()
+        sup.started_at = started_at
         sup.spawned_mono = time.monotonic()
         log.info("started envoy for %s: pid %d, node id %s", sup.name, proc.pid, node_id)
         return proc
@@ -598,7 +592,7 @@ class HostInfra:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
 
-    async def _terminate(self, sup: _Supervised, proc: _Envoy) -> None:
+    async def _terminate(self, name: str, proc: _Envoy) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
         try:
@@ -606,7 +600,7 @@ class HostInfra:
         except TimeoutError:
             log.warning(
                 "envoy for %s (pid %d) ignored SIGTERM for %.1fs; killing it",
-                sup.name,
+                name,
                 proc.pid,
                 self._stop_grace_s,
             )
@@ -633,10 +627,6 @@ class HostInfra:
 
 
 _Envoy = ChildProcess | AdoptedProcess
-
-
-def _running(proc: _Envoy) -> bool:
-    return proc.running
 
 
 class _Supervised:

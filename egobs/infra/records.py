@@ -176,46 +176,63 @@ def stop_recorded(record: ProxyRecord, *, grace_s: float = 5.0) -> bool:
             os.close(fd)
 
 
-class AdoptedProcess:
-    """An Envoy an earlier egobs started, watched through a pidfd.
+class _PidfdWatch:
+    """A process the event loop watches through a pidfd, which turns readable when the
+    process exits: ``running`` and ``wait`` without a child watcher, for children and for
+    processes this one did not start alike."""
 
-    It is not this process's child, so its exit code is never known (``returncode`` stays
-    None) and ``running`` says whether it still runs. ``terminate``/``kill`` re-check the
-    record first, so a reused pid is never signalled.
-    """
-
-    def __init__(self, record: ProxyRecord) -> None:
-        self.record = record
-        self.pid = record.pid
-        self.returncode: int | None = None
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
         self._gone = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._fd: int | None = None
-        loop = asyncio.get_running_loop()
-        try:
-            self._fd = os.pidfd_open(record.pid)
-        except OSError:
-            self._gone.set()  # exited between reading the record and now
-            return
-        if not is_alive(record):  # the pid was reused just before pidfd_open
-            self._close()
-            self._gone.set()
-            return
-        loop.add_reader(self._fd, self._on_exit)
+
+    def _watch(self, fd: int) -> None:
+        self._fd = fd
+        self._loop.add_reader(fd, self._on_exit)
 
     @property
     def running(self) -> bool:
         return not self._gone.is_set()
 
     def _on_exit(self) -> None:
-        self._close()
+        self.release()
+        self._exited()
         self._gone.set()
 
-    def _close(self) -> None:
+    def _exited(self) -> None:
+        """What to do once the process has exited (before waiters wake)."""
+
+    def release(self) -> None:
+        """Stop watching; the process goes on (an Envoy left serving at exit)."""
         if self._fd is not None:
-            with contextlib.suppress(ValueError, RuntimeError):
-                asyncio.get_running_loop().remove_reader(self._fd)
+            self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = None
+
+
+class AdoptedProcess(_PidfdWatch):
+    """An Envoy an earlier egobs started.
+
+    It is not this process's child, so its exit code is never known (``returncode`` stays
+    None). Signals go through the pidfd, which names this very process: a reused pid is
+    never signalled.
+    """
+
+    def __init__(self, record: ProxyRecord) -> None:
+        super().__init__(record.pid)
+        self.record = record
+        self.returncode: int | None = None
+        try:
+            fd = os.pidfd_open(record.pid)
+        except OSError:
+            self._gone.set()  # exited between reading the record and now
+            return
+        if not is_alive(record):  # the pid was reused just before pidfd_open
+            os.close(fd)
+            self._gone.set()
+            return
+        self._watch(fd)
 
     async def wait(self) -> None:
         await self._gone.wait()
@@ -224,7 +241,6 @@ class AdoptedProcess:
         if self._fd is None or not self.running:
             return
         with contextlib.suppress(ProcessLookupError):
-            # Through the pidfd: it names this process, never a later one with its pid.
             signal.pidfd_send_signal(self._fd, sig)
 
     def terminate(self) -> None:
@@ -234,38 +250,26 @@ class AdoptedProcess:
         self._signal(signal.SIGKILL)
 
 
-class ChildProcess:
-    """An Envoy this process spawned, watched through a pidfd.
+class ChildProcess(_PidfdWatch):
+    """An Envoy this process spawned.
 
     Not asyncio's subprocess: its transport kills a still-running child when it is closed
-    or garbage-collected, and a kept Envoy must outlive this process. The pidfd turns
-    readable when the child exits; it is then reaped here (``returncode`` is set).
+    or garbage-collected, and a kept Envoy must outlive this process. Once the pidfd says
+    the child exited it is reaped here (``returncode`` is set).
     """
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        super().__init__(popen.pid)
         self.popen = popen
-        self.pid = popen.pid
-        self._gone = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
         # Unreaped, the child keeps its pid even after it exits: pidfd_open cannot miss it.
-        self._fd: int | None = os.pidfd_open(popen.pid)
-        self._loop.add_reader(self._fd, self._on_exit)
+        self._watch(os.pidfd_open(popen.pid))
 
     @property
     def returncode(self) -> int | None:
         return self.popen.returncode
 
-    @property
-    def running(self) -> bool:
-        return not self._gone.is_set()
-
-    def _on_exit(self) -> None:
-        if self._fd is not None:
-            self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = None
+    def _exited(self) -> None:
         self.popen.wait()  # exited already: reaps without blocking
-        self._gone.set()
 
     async def wait(self) -> int | None:
         await self._gone.wait()
@@ -278,10 +282,3 @@ class ChildProcess:
     def kill(self) -> None:
         if self.running:
             self.popen.kill()
-
-    def release(self) -> None:
-        """Stop watching; the process goes on (for an Envoy left serving at exit)."""
-        if self._fd is not None:
-            self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = None
