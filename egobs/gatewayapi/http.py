@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -73,16 +73,18 @@ class CompiledHTTPRoute:
     resolved_issues: tuple[Issue, ...]  # for the ResolvedRefs condition
     dropped: tuple[tuple[int, str], ...]  # (rule index, why) of rules left out
     rule_count: int
+    # Whether some entry redirects with neither scheme nor port: its Location takes the
+    # port of the listener it is attached to, so its IR depends on the listener. Derived
+    # once here, not on every attachment.
+    redirects_to_listener_port: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        by_port = any(_to_listener_port(e.fields.get("redirect")) for e in self.entries)
+        object.__setattr__(self, "redirects_to_listener_port", by_port)
 
     @property
     def all_dropped(self) -> bool:
         return bool(self.dropped) and len(self.dropped) == self.rule_count
-
-    @property
-    def redirects_to_listener_port(self) -> bool:
-        """Whether some entry redirects with neither scheme nor port: its Location takes the
-        port of the listener it is attached to, so its IR depends on the listener."""
-        return any(_to_listener_port(e.fields.get("redirect")) for e in self.entries)
 
 
 def _to_listener_port(redirect: ir.Redirect | None) -> bool:

@@ -791,13 +791,13 @@ class _Translation:
         compiled: CompiledHTTPRoute, host: str, port: int, m: _RouteMemo | None
     ) -> list[RouteEntry]:
         # Most routes stamp the same IR on every listener; a port-less redirect does not.
-        by_port = compiled.redirects_to_listener_port
+        listener_port = port if compiled.redirects_to_listener_port else None
         if m is None:
-            return stamp(compiled.entries, host, port if by_port else None)
-        key = f"{host} {port}" if by_port else host
+            return stamp(compiled.entries, host, listener_port)
+        key = host if listener_port is None else f"{host} {listener_port}"
         hit = m.stamped.get(key)
         if hit is None:
-            hit = m.stamped[key] = stamp(compiled.entries, host, port if by_port else None)
+            hit = m.stamped[key] = stamp(compiled.entries, host, listener_port)
         return hit
 
     def _presort(self) -> None:
