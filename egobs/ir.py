@@ -17,10 +17,13 @@ resource and stat names (``httproute/<ns>/<name>/rule/<i>/match/<j>``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 __all__ = [
     "CORS",
+    "SCHEME_PORTS",
     "AccessLog",
     "AccessLogFormat",
     "AccessLogSink",
@@ -214,6 +217,10 @@ class HeaderModifier:
     set: tuple[HeaderValue, ...] = ()
     add: tuple[HeaderValue, ...] = ()
     remove: tuple[str, ...] = ()
+
+
+SCHEME_PORTS: Mapping[str, int] = MappingProxyType({"http": 80, "https": 443})
+"""The well-known port of each redirect scheme: a Location leaves it out."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ from egobs.infra.ports import PortMap
 __all__ = ["BindingError", "HostBinding"]
 
 _L = TypeVar("_L", ir.HTTPListener, ir.TCPListener, ir.UDPListener)
-_WELL_KNOWN = {"http": 80, "https": 443}
 
 
 class BindingError(ValueError):
@@ -76,6 +75,9 @@ class HostBinding:
         out = []
         changed = False
         for lis in listeners:
+            if not any(route.redirect is not None for route in lis.routes):
+                out.append(lis)  # most listeners: nothing to map, nothing rebuilt
+                continue
             routes = tuple(self._redirect(route) for route in lis.routes)
             if any(a is not b for a, b in zip(routes, lis.routes, strict=True)):
                 lis = dataclasses.replace(lis, routes=routes)
@@ -89,7 +91,7 @@ class HostBinding:
             return route
         port = redirect.port
         if port is None:
-            port = _WELL_KNOWN.get((redirect.scheme or "").lower())
+            port = ir.SCHEME_PORTS.get((redirect.scheme or "").lower())
             if port is None:
                 return route
         try:

@@ -46,7 +46,6 @@ _REDIRECT_CODES = {
     307: rc.RedirectAction.TEMPORARY_REDIRECT,
     308: rc.RedirectAction.PERMANENT_REDIRECT,
 }
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def invalid_share_runtime_key(route_name: str) -> str:
@@ -319,7 +318,7 @@ def _set_redirect(out: rc.RedirectAction, redirect: ir.Redirect, path: ir.PathMa
         if scheme is None:
             well_known: tuple[int, ...] = (80, 443)
         else:
-            well_known = (_DEFAULT_PORTS[scheme],) if scheme in _DEFAULT_PORTS else ()
+            well_known = (ir.SCHEME_PORTS[scheme],) if scheme in ir.SCHEME_PORTS else ()
         if redirect.port not in well_known:
             out.port_redirect = redirect.port
     if redirect.path_full is not None:
