@@ -1087,14 +1087,11 @@ def _l4_rule_problems(api_version: str, rules: list[L4RouteRule]) -> list[tuple[
         if len(rules) > 1:
             return [("spec.rules", f"at most 1 rule in {api_version} (got {len(rules)})")]
         return []
-    out = []
-    seen: set[str] = set()
-    for i, rule in enumerate(rules):
-        if rule.name is not None:
-            if rule.name in seen:
-                out.append((f"spec.rules[{i}].name", f"rule name {rule.name!r} must be unique"))
-            seen.add(rule.name)
-    return out
+    return [
+        (f"spec.rules[{i}].name", f"rule name {name!r} must be unique")
+        for i, name in duplicates(rule.name for rule in rules)
+        if name is not None
+    ]
 
 
 class TCPRoute(Resource):
