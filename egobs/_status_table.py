@@ -239,7 +239,7 @@ def render(doc: dict[str, Any], *, verbose: bool = False) -> str:
     return "\n\n".join(parts)
 
 
-_SYNC_TYPES = ("CDS", "EDS", "LDS", "RDS", "SDS")
+_SYNC_TYPES = ("CDS", "EDS", "LDS", "SRDS", "RDS", "SDS")
 
 
 def _type_order(short: str) -> tuple[int, str]:

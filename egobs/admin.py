@@ -219,6 +219,7 @@ def _short(type_url: str) -> str:
         "Cluster": "CDS",
         "ClusterLoadAssignment": "EDS",
         "Listener": "LDS",
+        "ScopedRouteConfiguration": "SRDS",
         "RouteConfiguration": "RDS",
         "Secret": "SDS",
     }.get(short, short)

@@ -298,8 +298,14 @@ def translate(
         }
     if "xds" in to:
         types = None if xds_type == "all" else [_XDS_DUMP_KEYS[xds_type]]
+        if types == ["routes"]:
+            types.insert(0, "scoped_routes")  # a table split by hostname: its scopes too
         out["xds"] = {
-            name: config_dump(translate_xds(gw), types=types) for name, gw in gateways.items()
+            name: config_dump(
+                translate_xds(gw, hostname_scopes_min_routes=cfg.xds.hostname_scopes_min_routes),
+                types=types,
+            )
+            for name, gw in gateways.items()
         }
     if "bootstrap" in to:
         out["bootstrap"] = {

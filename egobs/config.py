@@ -10,6 +10,7 @@
     xds:
       address: 127.0.0.1
       port: 18000
+      hostnameScopesMinRoutes: 1000         # split route tables by hostname (null: never)
       tls:                                  # optional mTLS with the proxies (egobs certgen)
         certFile: certs/xds.pem
         keyFile: certs/xds-key.pem
@@ -60,6 +61,7 @@ from egobs.infra.bootstrap import SINK_CA_SECRET, SINK_CLIENT_SECRET, ProxyTLS, 
 from egobs.infra.ports import PortMap
 from egobs.resources._base import Model
 from egobs.resources.loader import load_model_file
+from egobs.xds.translate import HOSTNAME_SCOPES_MIN_ROUTES
 
 __all__ = [
     "AccessLogSinkTLSConfig",
@@ -128,6 +130,12 @@ class XdsConfig(Model):
     mode: Literal["sotw", "delta"] = "delta"
     # None: plaintext (the default, for a server on loopback).
     tls: XdsTLSConfig | None = None
+    # A listener's route table of exact hostnames is split into one RouteConfiguration per
+    # hostname (Envoy scoped routes keyed on the Host header) once it holds this many
+    # routes, so a route change ships and rebuilds one hostname's table. Scope keys match
+    # exactly: a Host in other letter case than the route's hostname finds no routes (404).
+    # null: never split.
+    hostname_scopes_min_routes: Annotated[int, Field(ge=0)] | None = HOSTNAME_SCOPES_MIN_ROUTES
 
 
 class AdminConfig(Model):

@@ -206,7 +206,11 @@ class ControlPlane:
                 gateways = {name: self.binding.gateway(gw) for name, gw in result.gateways.items()}
                 xds_s = 0.0
                 for name, gw in gateways.items():
-                    translator = self._translators.setdefault(name, Translator())
+                    translator = self._translators.get(name)
+                    if translator is None:
+                        translator = self._translators[name] = Translator(
+                            hostname_scopes_min_routes=self.config.xds.hostname_scopes_min_routes
+                        )
                     with tel.span("xds.translate", attributes={"egobs.gateway": name}) as xspan:
                         t1 = time.perf_counter()
                         rs = translator.translate(gw)

@@ -35,3 +35,14 @@ def test_unknown_field_names_file_and_path(tmp_path: Path) -> None:
     with pytest.raises(LoadError) as info:
         load_config(f)
     assert f"{f}:doc1 (line 1) EgobsConfig: xds.prot: unknown field" == str(info.value.errors[0])
+
+
+def test_hostname_scopes_threshold(tmp_path: Path) -> None:
+    assert Config().xds.hostname_scopes_min_routes == 1000
+    f = tmp_path / "egobs.yaml"
+    f.write_text("xds: {hostnameScopesMinRoutes: null}\n")
+    assert load_config(f).xds.hostname_scopes_min_routes is None
+    f.write_text("xds: {hostnameScopesMinRoutes: -1}\n")
+    with pytest.raises(LoadError) as info:
+        load_config(f)
+    assert "xds.hostnameScopesMinRoutes" in str(info.value.errors[0])

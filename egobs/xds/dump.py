@@ -28,6 +28,7 @@ from .resources import (
     ENDPOINT_TYPE,
     LISTENER_TYPE,
     ROUTE_TYPE,
+    SCOPED_ROUTE_TYPE,
     SECRET_TYPE,
     ResourceSet,
 )
@@ -39,11 +40,12 @@ from .translate.newer_api import OTEL_ACCESS_LOG_TYPE, newer_to_dict
 
 __all__ = ["DUMP_TYPES", "config_dump", "static_bootstrap"]
 
-DUMP_TYPES = ("listeners", "routes", "clusters", "endpoints", "secrets")
+DUMP_TYPES = ("listeners", "scoped_routes", "routes", "clusters", "endpoints", "secrets")
 REDACTED = "[redacted]"
 
 _TYPE_URLS = {
     "listeners": LISTENER_TYPE,
+    "scoped_routes": SCOPED_ROUTE_TYPE,
     "routes": ROUTE_TYPE,
     "clusters": CLUSTER_TYPE,
     "endpoints": ENDPOINT_TYPE,
@@ -151,6 +153,8 @@ def config_dump(rs: ResourceSet, *, types: Collection[str] | None = None) -> dic
         if kind not in wanted:
             continue
         type_url = _TYPE_URLS[kind]
+        if kind == "scoped_routes" and not rs.scoped_routes:
+            continue  # only large route tables are split: most dumps have no scopes
         items = []
         for msg in getattr(rs, kind).values():
             item = {"@type": type_url, **_to_dict(msg)}
@@ -221,6 +225,22 @@ def _static_cluster(cluster: cluster_pb2.Cluster, rs: ResourceSet) -> cluster_pb
     return out
 
 
+def _static_routes(name: str, rs: ResourceSet) -> route_pb2.RouteConfiguration:
+    return rs.routes.get(name) or route_pb2.RouteConfiguration(name=name)
+
+
+def _inline_scopes(out: hcm_pb2.ScopedRoutes, rs: ResourceSet) -> None:
+    # Inline scopes carry their route tables inline (Envoy refuses RDS names there). A
+    # Gateway has at most one scoped connection manager, so every scope is its.
+    out.ClearField("scoped_rds")
+    listed = out.scoped_route_configurations_list.scoped_route_configurations
+    for scope in rs.scoped_routes.values():
+        static = listed.add()
+        static.CopyFrom(scope)
+        static.ClearField("route_configuration_name")
+        static.route_configuration.CopyFrom(_static_routes(scope.route_configuration_name, rs))
+
+
 def _static_listener(listener: listener_pb2.Listener, rs: ResourceSet) -> listener_pb2.Listener:
     out = listener_pb2.Listener()
     out.CopyFrom(listener)
@@ -232,8 +252,9 @@ def _static_listener(listener: listener_pb2.Listener, rs: ResourceSet) -> listen
                 if hcm.HasField("rds"):
                     name = hcm.rds.route_config_name
                     hcm.ClearField("rds")
-                    config = rs.routes.get(name) or route_pb2.RouteConfiguration(name=name)
-                    hcm.route_config.CopyFrom(config)
+                    hcm.route_config.CopyFrom(_static_routes(name, rs))
+                if hcm.HasField("scoped_routes"):
+                    _inline_scopes(hcm.scoped_routes, rs)
                 network_filter.typed_config.Pack(hcm, deterministic=True)
         socket = chain.transport_socket
         if socket.name == _listener.TLS_TRANSPORT_SOCKET and socket.typed_config.Is(

@@ -9,6 +9,7 @@ from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
+from envoy.config.route.v3.scoped_route_pb2 import ScopedRouteConfiguration
 from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
 from google.protobuf.message import Message
 
@@ -17,6 +18,7 @@ __all__ = [
     "ENDPOINT_TYPE",
     "LISTENER_TYPE",
     "ROUTE_TYPE",
+    "SCOPED_ROUTE_TYPE",
     "SECRET_TYPE",
     "TYPE_URLS",
     "ResourceSet",
@@ -27,12 +29,21 @@ __all__ = [
 _PREFIX = "type.googleapis.com/"
 LISTENER_TYPE = _PREFIX + Listener.DESCRIPTOR.full_name
 ROUTE_TYPE = _PREFIX + RouteConfiguration.DESCRIPTOR.full_name
+SCOPED_ROUTE_TYPE = _PREFIX + ScopedRouteConfiguration.DESCRIPTOR.full_name
 CLUSTER_TYPE = _PREFIX + Cluster.DESCRIPTOR.full_name
 ENDPOINT_TYPE = _PREFIX + ClusterLoadAssignment.DESCRIPTOR.full_name
 SECRET_TYPE = _PREFIX + Secret.DESCRIPTOR.full_name
 
-# In the order Envoy wants them applied (clusters before the listeners that use them).
-TYPE_URLS = (CLUSTER_TYPE, ENDPOINT_TYPE, SECRET_TYPE, LISTENER_TYPE, ROUTE_TYPE)
+# In the order Envoy wants them applied (clusters before the listeners that use them, and
+# a listener's scopes before the route tables they name).
+TYPE_URLS = (
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    SECRET_TYPE,
+    LISTENER_TYPE,
+    SCOPED_ROUTE_TYPE,
+    ROUTE_TYPE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,8 @@ class ResourceSet:
 
     listeners: dict[str, Listener] = field(default_factory=dict)
     routes: dict[str, RouteConfiguration] = field(default_factory=dict)
+    # The scopes of the one route table split by hostname, if any (see the translator).
+    scoped_routes: dict[str, ScopedRouteConfiguration] = field(default_factory=dict)
     clusters: dict[str, Cluster] = field(default_factory=dict)
     endpoints: dict[str, ClusterLoadAssignment] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
@@ -56,6 +69,7 @@ class ResourceSet:
             ENDPOINT_TYPE: dict(self.endpoints),
             SECRET_TYPE: dict(self.secrets),
             LISTENER_TYPE: dict(self.listeners),
+            SCOPED_ROUTE_TYPE: dict(self.scoped_routes),
             ROUTE_TYPE: dict(self.routes),
         }
 

@@ -88,6 +88,7 @@ from egobs.xds.resources import (
     ENDPOINT_TYPE,
     LISTENER_TYPE,
     ROUTE_TYPE,
+    SCOPED_ROUTE_TYPE,
     SECRET_TYPE,
 )
 from egobs.xds.snapshot import Packed, Snapshot, SnapshotCache, combined_version
@@ -109,14 +110,17 @@ log = logging.getLogger("egobs.xds.server")
 NACK_MESSAGE_LIMIT: Final = 1024
 """Bytes of a NACK's error message kept (Envoy may quote the whole rejected resource)."""
 
-_WILDCARD_TYPES = frozenset({CLUSTER_TYPE, LISTENER_TYPE})
+# Envoy subscribes to every resource of these types (scoped routes too: a scoped-routes
+# connection manager takes all the scopes there are).
+_WILDCARD_TYPES = frozenset({CLUSTER_TYPE, LISTENER_TYPE, SCOPED_ROUTE_TYPE})
 # Which types may refer to resources of a type by name.
 _REFERRERS: dict[str, tuple[str, ...]] = {
     CLUSTER_TYPE: (LISTENER_TYPE, ROUTE_TYPE),
     ENDPOINT_TYPE: (CLUSTER_TYPE,),
     SECRET_TYPE: (LISTENER_TYPE, CLUSTER_TYPE),
     LISTENER_TYPE: (),
-    ROUTE_TYPE: (LISTENER_TYPE,),
+    SCOPED_ROUTE_TYPE: (LISTENER_TYPE,),
+    ROUTE_TYPE: (LISTENER_TYPE, SCOPED_ROUTE_TYPE),
 }
 _WARMING = (CLUSTER_TYPE, ENDPOINT_TYPE, SECRET_TYPE)
 # Push order, and for each type the types whose in-flight responses hold it back.
@@ -125,6 +129,7 @@ _STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (ENDPOINT_TYPE, ()),
     (SECRET_TYPE, ()),
     (LISTENER_TYPE, _WARMING),
+    (SCOPED_ROUTE_TYPE, _WARMING),
     (ROUTE_TYPE, _WARMING),
 )
 _Request: TypeAlias = discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest

@@ -102,6 +102,7 @@ class Serve:
         sink_port: int | None = None,
         admin_token_file: str | None = None,
         keep_proxies: bool = False,
+        xds_options: dict[str, Any] | None = None,
     ) -> None:
         self.tmp = tmp
         self.resources = tmp / "resources"
@@ -120,7 +121,12 @@ class Serve:
                     "apiVersion": "egobs.dev/v1alpha1",
                     "kind": "EgobsConfig",
                     "provider": {"type": "File", "file": {"paths": [str(self.resources)]}},
-                    "xds": {"address": "127.0.0.1", "port": self.xds_port, "mode": mode},
+                    "xds": {
+                        "address": "127.0.0.1",
+                        "port": self.xds_port,
+                        "mode": mode,
+                        **(xds_options or {}),
+                    },
                     "admin": {
                         "address": "127.0.0.1",
                         "port": self.admin_port,

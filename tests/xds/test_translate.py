@@ -102,9 +102,14 @@ def test_type_urls_and_by_type(rs: ResourceSet) -> None:
         resources.SECRET_TYPE
         == "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
     )
+    assert (
+        resources.SCOPED_ROUTE_TYPE
+        == "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration"
+    )
     by_type = rs.by_type()
     assert set(by_type) == {
         resources.LISTENER_TYPE,
+        resources.SCOPED_ROUTE_TYPE,
         resources.ROUTE_TYPE,
         resources.CLUSTER_TYPE,
         resources.ENDPOINT_TYPE,

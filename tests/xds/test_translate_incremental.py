@@ -11,6 +11,7 @@ import dataclasses
 import random
 from typing import Any
 
+import pytest
 from xds_ir import (
     APP,
     CANARY,
@@ -64,9 +65,16 @@ def _http(name: str, routes: list[ir.HTTPRoute], **kw: Any) -> ir.HTTPListener:
     return ir.HTTPListener(f"t/gw/{name}", "0.0.0.0", port, hostnames, tuple(routes), **kw)
 
 
-def _check(translator: Translator, gw: ir.Gateway) -> ResourceSet:
+def _check(translator: Translator, gw: ir.Gateway, scopes_from: int | None = None) -> ResourceSet:
     got = translator.translate(gw)
-    assert _versions(got) == _versions(translate(gw))
+    if scopes_from is None:
+        assert _versions(got) == _versions(translate(gw))
+    else:
+        fresh = translate(gw, hostname_scopes_min_routes=scopes_from)
+        assert _versions(got) == _versions(fresh)
+        assert {n: resource_version(m) for n, m in got.scoped_routes.items()} == {
+            n: resource_version(m) for n, m in fresh.scoped_routes.items()
+        }
     return got
 
 
@@ -219,9 +227,11 @@ def test_cluster_first_use_order_across_hosts() -> None:
 
 _HOSTS = ["a.example.com", "*.example.com", "*", "b.example.com", "www.example.com"]
 _LISTENER_HOSTS = [("*",), ("*.example.com",), ("www.example.com",), ("a.example.com",)]
+# Mostly exact: tables without a wildcard or catch-all host (which can be split) are common.
+_MOSTLY_EXACT = ["a.example.com", "b.example.com", "www.example.com", "c.example.com", "*"]
 
 
-def _random_route(rng: random.Random, n: int) -> ir.HTTPRoute:
+def _random_route(rng: random.Random, n: int, hosts: list[str] = _HOSTS) -> ir.HTTPRoute:
     backend = rng.choice(
         [((APP, 1),), ((APP, 90), (CANARY, 10)), ((CANARY, 1),), ((APP_ELSEWHERE, 1),)]
     )
@@ -230,37 +240,45 @@ def _random_route(rng: random.Random, n: int) -> ir.HTTPRoute:
         kw["mirrors"] = (ir.Mirror(SHADOW),)
     return route(
         f"r{n}",
-        rng.choice(_HOSTS),
+        rng.choice(hosts),
         path_match=ir.PathMatch(S.PREFIX, f"/p{rng.randrange(5)}"),
         destination=dest(f"r{n}", *backend),
         **kw,
     )
 
 
-def test_random_series_over_merged_listeners_tls_and_shared_routes() -> None:
+# 4: the largest route table with exact hostnames only is split by hostname now and then.
+@pytest.mark.parametrize("scopes_from", [None, 4])
+def test_random_series_over_merged_listeners_tls_and_shared_routes(
+    scopes_from: int | None,
+) -> None:
     rng = random.Random(11)
+    hosts = _HOSTS if scopes_from is None else _MOSTLY_EXACT
     # [name, port, hostnames, routes, tls]
     listeners: list[list[Any]] = [
         [f"l{i}", rng.choice([80, 8080]), rng.choice(_LISTENER_HOSTS), [], None] for i in range(3)
     ]
     for i, lis in enumerate(listeners):
-        lis[3] = [_random_route(rng, i * 100 + j) for j in range(6)]
-    translator = Translator()
+        lis[3] = [_random_route(rng, i * 100 + j, hosts) for j in range(6)]
+    translator = (
+        Translator() if scopes_from is None else Translator(hostname_scopes_min_routes=scopes_from)
+    )
     held: list[tuple[ResourceSet, dict[str, dict[str, str]]]] = []
+    splits = 0
     for step in range(250):
         lis = rng.choice(listeners)
         routes = lis[3]
         op = rng.randrange(12)
         if op == 0 and routes:
             i = rng.randrange(len(routes))
-            routes[i] = dataclasses.replace(routes[i], hostname=rng.choice(_HOSTS))
+            routes[i] = dataclasses.replace(routes[i], hostname=rng.choice(hosts))
         elif op == 1 and routes:
             i = rng.randrange(len(routes))
             routes[i] = dataclasses.replace(routes[i], path_match=ir.PathMatch(S.EXACT, f"/{step}"))
         elif op == 2 and routes:
             del routes[rng.randrange(len(routes))]
         elif op == 3:
-            routes.insert(rng.randrange(len(routes) + 1), _random_route(rng, 1000 + step))
+            routes.insert(rng.randrange(len(routes) + 1), _random_route(rng, 1000 + step, hosts))
         elif op == 4 and routes:
             i = rng.randrange(len(routes))
             routes[i] = dataclasses.replace(routes[i])
@@ -290,7 +308,8 @@ def test_random_series_over_merged_listeners_tls_and_shared_routes() -> None:
             ),
             access_logs=(sink_access_log(SinkAddress("10.0.0.9", 9001)),) if step % 2 else (),
         )
-        got = _check(translator, gw)
+        got = _check(translator, gw, scopes_from)
+        splits += bool(got.scoped_routes)
         again = translator.translate(gw)
         assert _same_objects(got, again) == [], step
         held = [*held[-4:], (got, _versions(got))]
@@ -306,6 +325,10 @@ def test_random_series_over_merged_listeners_tls_and_shared_routes() -> None:
         assert len(cache.route_configs) == len(got.routes)
         assert len(cache.clusters) <= len(got.clusters)
         assert len(cache.listeners) == len(got.listeners)
+    if scopes_from is not None:
+        assert 0 < splits < 250, splits  # both shapes, and the switches between them
+    else:
+        assert splits == 0
 
 
 def test_routes_of_a_renamed_route_configuration_are_reused() -> None:

@@ -34,6 +34,7 @@ from .tracing import build_tracing
 
 __all__ = [
     "HCM_FILTER",
+    "SCOPED_ROUTES_NAME",
     "TLS_TRANSPORT_SOCKET",
     "HTTPChain",
     "ListenerPlan",
@@ -43,6 +44,7 @@ __all__ = [
     "UDPListenerPlan",
     "build_listener",
     "plan",
+    "split_by_hostname",
 ]
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
@@ -51,6 +53,7 @@ UDP_PROXY_FILTER = "envoy.filters.udp_listener.udp_proxy"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 ROUTER_FILTER = "envoy.filters.http.router"
+SCOPED_ROUTES_NAME = "hostnames"
 
 _ROUTER = pack(router_pb2.Router())
 _CORS = pack(cors_pb2.Cors())
@@ -70,7 +73,12 @@ class TLSPlan:
 
 @dataclass(frozen=True, slots=True)
 class HTTPChain:
-    """A filter chain with an HTTP connection manager whose routes come over RDS."""
+    """A filter chain with an HTTP connection manager whose routes come over RDS.
+
+    ``split_by_hostname``: the routes of ``route_config`` come as one RouteConfiguration
+    per hostname instead, each named by a scope (SRDS) keyed on the request's host, so a
+    change to one hostname's routes ships and rebuilds only that hostname's table.
+    """
 
     name: str
     route_config: str
@@ -82,6 +90,7 @@ class HTTPChain:
     # is in the chain then (it reads each route's policy; routes without one pass through).
     cors: bool = False
     sessions: bool = False
+    split_by_hostname: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +301,21 @@ def _plan_stream(out: Plan, group: _Port, port: int) -> None:
         out.listeners.append(ListenerPlan(group.name, group.address, port, chains))
 
 
+def split_by_hostname(
+    p: ListenerPlan | UDPListenerPlan, route_config: str
+) -> ListenerPlan | UDPListenerPlan:
+    """``p`` with the HTTP chain serving ``route_config`` taking it split by hostname."""
+    if isinstance(p, UDPListenerPlan):
+        return p
+    chains = tuple(
+        dataclasses.replace(c, split_by_hostname=True)
+        if isinstance(c, HTTPChain) and c.route_config == route_config
+        else c
+        for c in p.chains
+    )
+    return p if chains == p.chains else dataclasses.replace(p, chains=chains)
+
+
 # --------------------------------------------------------------------------- messages
 
 
@@ -346,8 +370,11 @@ def _hcm(chain: HTTPChain, p: ListenerPlan) -> hcm_pb2.HttpConnectionManager:
     # the client's port in a redirect's Location even where the spec wants the new scheme's
     # well-known port or the listener's (set by the route): the port goes at the door.
     out.strip_any_host_port = True
-    set_ads(out.rds.config_source)
-    out.rds.route_config_name = chain.route_config
+    if chain.split_by_hostname:
+        _set_scoped_routes(out.scoped_routes, chain)
+    else:
+        set_ads(out.rds.config_source)
+        out.rds.route_config_name = chain.route_config
     out.upgrade_configs.add().upgrade_type = "websocket"
     if chain.cors:
         cors = out.http_filters.add()
@@ -364,6 +391,23 @@ def _hcm(chain: HTTPChain, p: ListenerPlan) -> hcm_pb2.HttpConnectionManager:
     if p.tracing is not None:
         out.tracing.CopyFrom(build_tracing(p.tracing))
     return out
+
+
+def _set_scoped_routes(out: hcm_pb2.ScopedRoutes, chain: HTTPChain) -> None:
+    # The scopes come over SRDS, which Envoy subscribes to whole (every scope there is goes
+    # to every scoped connection manager): the translator splits at most one route table
+    # per Gateway. The key is the host without a port (the connection manager strips it
+    # first; the split on ":" keeps that true whatever the order). Envoy compares keys
+    # exactly, which is why only tables of exact hostnames are split.
+    # The name goes into Envoy's stat names (http.<prefix>.scoped_rds.<name>.*), where a
+    # fixed word keeps one metric name per counter; there is one scoped manager per proxy.
+    out.name = SCOPED_ROUTES_NAME
+    extractor = out.scope_key_builder.fragments.add().header_value_extractor
+    extractor.name = ":authority"
+    extractor.element_separator = ":"
+    extractor.index = 0
+    set_ads(out.rds_config_source)
+    set_ads(out.scoped_rds.scoped_rds_config_source)
 
 
 def _downstream_tls(tls: TLSPlan) -> tls_pb2.DownstreamTlsContext:

@@ -13,7 +13,7 @@ from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
-from envoy.config.route.v3 import route_pb2
+from envoy.config.route.v3 import route_pb2, scoped_route_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.stateful_session.v3 import stateful_session_pb2
 from envoy.extensions.http.stateful_session.cookie.v3 import cookie_pb2
@@ -28,6 +28,7 @@ from ._common import CORS_FILTER, STATEFUL_SESSION_FILTER, set_seconds, stat_saf
 __all__ = [
     "build_route_configuration",
     "build_routes",
+    "build_scope",
     "build_virtual_host",
     "invalid_share_runtime_key",
     "virtual_host_name",
@@ -406,6 +407,14 @@ def build_route_configuration(
     # match no virtual host.
     out = route_pb2.RouteConfiguration(name=name, ignore_port_in_host_matching=True)
     out.virtual_hosts.extend(virtual_hosts)
+    return out
+
+
+def build_scope(name: str, hostname: str) -> scoped_route_pb2.ScopedRouteConfiguration:
+    """The scope of one hostname of a route table split by hostname: requests whose host
+    is exactly ``hostname`` use the RouteConfiguration ``name``."""
+    out = scoped_route_pb2.ScopedRouteConfiguration(name=name, route_configuration_name=name)
+    out.key.fragments.add().string_key = hostname
     return out
 
 

@@ -11,7 +11,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
-from envoy.config.route.v3 import route_pb2
+from envoy.config.route.v3 import route_pb2, scoped_route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from egobs import ir
@@ -26,15 +26,45 @@ from .cluster import (
     build_load_assignment,
     inline_endpoints,
 )
-from .route import build_route_configuration, build_routes, build_virtual_host, virtual_host_name
+from .route import (
+    build_route_configuration,
+    build_routes,
+    build_scope,
+    build_virtual_host,
+    virtual_host_name,
+)
 from .secret import build_secret
 
-__all__ = ["Translator", "translate"]
+__all__ = ["HOSTNAME_SCOPES_MIN_ROUTES", "Translator", "translate"]
+
+HOSTNAME_SCOPES_MIN_ROUTES = 1000
+"""From how many Envoy routes a route table of exact hostnames is split by hostname.
+
+Envoy rebuilds a whole RouteConfiguration on every update: at 10,000 routes that is
+60-100 ms of its main thread for a one-route change. Split into one table per hostname
+(scoped routes keyed on the host), a change ships and rebuilds only its hostname's table.
+Below this size a table rebuilds in a few milliseconds and splitting gains nothing.
+"""
 
 # A cluster message is made of its IR value, plus its endpoints when it carries them inline.
 _ClusterKey = tuple[ir.Cluster, tuple[ir.Endpoint, ...] | None]
 _Assignment = tuple[ir.ClusterEndpoints | None, endpoint_pb2.ClusterLoadAssignment]
 _RouteMsgs = tuple[ir.HTTPRoute, tuple[rc.Route, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _HostTable:
+    """One planned route table's virtual hosts, in order, with their hostnames."""
+
+    name: str
+    hostnames: tuple[str, ...]
+    vhosts: tuple[rc.VirtualHost, ...]
+
+    def routes(self) -> int:
+        return sum(len(v.routes) for v in self.vhosts)
+
+    def exact(self) -> bool:
+        return all(h != "*" and not h.startswith("*.") for h in self.hostnames)
 
 
 @dataclass(slots=True)
@@ -84,6 +114,8 @@ class _Cache:
         field(default_factory=dict)
     )
     secrets: dict[ir.Certificate, secret_pb2.Secret] = field(default_factory=dict)
+    # Per scope name (which is also its hostname's virtual host name): the scope message.
+    scopes: dict[str, scoped_route_pb2.ScopedRouteConfiguration] = field(default_factory=dict)
 
 
 class Translator:
@@ -98,11 +130,19 @@ class Translator:
     ``last_stats`` counts, for the last translation, the messages built and reused per kind
     (``routes_built``, ``routes_reused``, ``clusters_built``...). A Translator is not
     thread-safe: call it from one thread or task at a time.
+
+    ``hostname_scopes_min_routes``: from how many routes a Gateway's largest route table of
+    exact hostnames is served as one RouteConfiguration per hostname, named by scopes
+    keyed on the request's host (None: never; see :data:`HOSTNAME_SCOPES_MIN_ROUTES`).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, hostname_scopes_min_routes: int | None = HOSTNAME_SCOPES_MIN_ROUTES
+    ) -> None:
         self._caches: dict[str, _Cache] = {}
         self.last_stats: Counter[str] = Counter()
+        # None: route tables are never split by hostname.
+        self._scopes_from = hostname_scopes_min_routes
 
     def forget(self, gateway_name: str) -> None:
         self._caches.pop(gateway_name, None)
@@ -122,10 +162,18 @@ class Translator:
         # Route configurations of the last translation that are gone (e.g. renamed when the
         # first listener on a port changed): their routes may be found by value elsewhere.
         gone = {config for config, _ in old.vhosts} - names
-        route_configs = {
-            name: self._route_configuration(name, listeners, old, new, clusters, stats, gone)
-            for name, listeners in p.route_configs
-        }
+        tables = [
+            self._host_table(name, ir_listeners, old, new, clusters, stats, gone)
+            for name, ir_listeners in p.route_configs
+        ]
+        split = self._table_to_split(tables)
+        route_configs: dict[str, route_pb2.RouteConfiguration] = {}
+        scoped_routes: dict[str, scoped_route_pb2.ScopedRouteConfiguration] = {}
+        for table in tables:
+            if table is split:
+                _split_table(table, old, new, stats, route_configs, scoped_routes)
+            else:
+                route_configs[table.name] = _whole_table(table, old, new, stats)
         for cluster in p.clusters:
             clusters.setdefault(cluster.name, cluster)
 
@@ -162,6 +210,8 @@ class Translator:
 
         listeners: dict[str, listener_pb2.Listener] = {}
         for lp in p.listeners:
+            if split is not None:
+                lp = _listener.split_by_hostname(lp, split.name)
             msg = old.listeners.pop(lp, None)
             if msg is None:
                 msg = new.listeners.get(lp) or _listener.build_listener(lp)
@@ -188,6 +238,7 @@ class Translator:
         result = ResourceSet(
             listeners=listeners,
             routes=route_configs,
+            scoped_routes=scoped_routes,
             clusters=cluster_msgs,
             endpoints=assignments,
             secrets=secrets,
@@ -237,7 +288,22 @@ class Translator:
         self.last_stats = stats
         return cache.result
 
-    def _route_configuration(
+    def _table_to_split(self, tables: list[_HostTable]) -> _HostTable | None:
+        """The route table to split by hostname: the largest one that has enough routes to
+        gain from it and only exact hostnames (Envoy matches scope keys exactly: there is
+        no wildcard or catch-all scope). One at most, because Envoy hands every scope to
+        every scoped connection manager of the proxy."""
+        if self._scopes_from is None:
+            return None
+        best, most = None, self._scopes_from - 1
+        for table in tables:
+            if table.hostnames and table.exact():
+                routes = table.routes()
+                if routes > most:
+                    best, most = table, routes
+        return best
+
+    def _host_table(
         self,
         name: str,
         listeners: tuple[ir.HTTPListener, ...],
@@ -246,7 +312,7 @@ class Translator:
         clusters: dict[str, ir.Cluster],
         stats: Counter[str],
         gone: set[str],
-    ) -> route_pb2.RouteConfiguration:
+    ) -> _HostTable:
         # Pass 1: a host whose IR routes are the very same objects is carried over whole;
         # a changed one finds its unchanged routes by identity among the host's last ones.
         plans: list[tuple[str, str, list[ir.HTTPRoute], _VhostState | _Rebuild]] = []
@@ -307,15 +373,49 @@ class Translator:
                     clusters[cluster_name] = cluster
             vhost_msgs.append(state.message)
 
-        config_key = (name, *map(id, vhost_msgs))
-        config_entry = old.route_configs.pop(config_key, None)
-        if config_entry is None:
-            config_entry = (_assemble(name, vhost_msgs, old), vhost_msgs)
+        return _HostTable(name, tuple(h for h, *_ in plans), tuple(vhost_msgs))
+
+
+def _whole_table(
+    table: _HostTable, old: _Cache, new: _Cache, stats: Counter[str]
+) -> route_pb2.RouteConfiguration:
+    name, vhost_msgs = table.name, list(table.vhosts)
+    config_key = (name, *map(id, vhost_msgs))
+    config_entry = old.route_configs.pop(config_key, None)
+    if config_entry is None:
+        config_entry = (_assemble(name, vhost_msgs, old), vhost_msgs)
+        stats["route_configs_built"] += 1
+    else:
+        stats["route_configs_reused"] += 1
+    new.route_configs[config_key] = config_entry
+    return config_entry[0]
+
+
+def _split_table(
+    table: _HostTable,
+    old: _Cache,
+    new: _Cache,
+    stats: Counter[str],
+    route_configs: dict[str, route_pb2.RouteConfiguration],
+    scoped_routes: dict[str, scoped_route_pb2.ScopedRouteConfiguration],
+) -> None:
+    """One RouteConfiguration per hostname, and the scope that names it, both named as
+    its virtual host; a host whose virtual host message is the same as last time keeps
+    its configuration and scope."""
+    for hostname, vhost in zip(table.hostnames, table.vhosts, strict=True):
+        name = vhost.name
+        key = (name, id(vhost))
+        entry = old.route_configs.pop(key, None)
+        if entry is None:
+            entry = (build_route_configuration(name, [vhost]), [vhost])
             stats["route_configs_built"] += 1
         else:
             stats["route_configs_reused"] += 1
-        new.route_configs[config_key] = config_entry
-        return config_entry[0]
+        new.route_configs[key] = entry
+        route_configs[name] = entry[0]
+        scope = old.scopes.pop(name, None) or build_scope(name, hostname)
+        new.scopes[name] = scope
+        scoped_routes[name] = scope
 
 
 def _assemble(
@@ -468,9 +568,11 @@ def _virtual_hosts(
     return [(hostname, routes) for hostname, (_, routes) in owners.items()]
 
 
-def translate(gateway: ir.Gateway) -> ResourceSet:
+def translate(
+    gateway: ir.Gateway, *, hostname_scopes_min_routes: int | None = HOSTNAME_SCOPES_MIN_ROUTES
+) -> ResourceSet:
     """Translate one Gateway without a cache from earlier translations."""
-    return Translator().translate(gateway)
+    return Translator(hostname_scopes_min_routes=hostname_scopes_min_routes).translate(gateway)
 
 
 def _same_but_endpoints(old: ir.Gateway, new: ir.Gateway) -> bool:
