@@ -175,8 +175,10 @@ def test_syncz_table() -> None:
     }
     table = render_syncz(doc)
     header, row = table.splitlines()[:2]
-    assert header.split()[:8] == ["NODE", "GATEWAY", "MODE", "CDS", "EDS", "LDS", "RDS", "SDS"]
-    assert row.split()[:8] == ["ns/eg/1", "ns/eg", "delta", "SYNCED", "-", "-", "NACK", "-"]
+    assert header.split()[:9] == [
+        *("NODE", "GATEWAY", "MODE", "CDS", "EDS", "LDS", "SRDS", "RDS", "SDS")
+    ]
+    assert row.split()[:9] == ["ns/eg/1", "ns/eg", "delta", "SYNCED", "-", "-", "-", "NACK", "-"]
     assert "LAST NACK" in table and "bad regex" in table
     assert render_syncz({"proxies": []}) == "no proxies connected"
 
