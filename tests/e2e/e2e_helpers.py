@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from testkit import unused_port as free_port
 from testkit import wait_until
 
@@ -203,6 +204,18 @@ class Serve:
             if p["name"] == name:
                 return p  # type: ignore[no-any-return]
         return None
+
+    def pushes(self) -> dict[str, float]:
+        """egobs's own egobs_xds_pushes_total, by type (the short name of the type URL)."""
+        with urllib.request.urlopen(self.admin + "/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        return {
+            sample.labels["type_url"].rsplit(".", 1)[-1]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "egobs_xds_pushes"
+            for sample in family.samples
+            if sample.name == "egobs_xds_pushes_total"
+        }
 
     def envoy_pid(self, name: str) -> int | None:
         p = self.proxy(name)

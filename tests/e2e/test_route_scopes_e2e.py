@@ -10,13 +10,11 @@ served throughout by the same Envoy.
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, request
-from prometheus_client.parser import text_string_to_metric_families
 from testkit import unused_port as free_port
 from testkit import wait_until
 
@@ -94,20 +92,8 @@ def backend(stack: Serve, host: str, path: str = "/") -> str | None:
     return body.get("backend") if status == 200 and isinstance(body, dict) else None
 
 
-def pushes(stack: Serve) -> dict[str, float]:
-    """egobs's own count of resources pushed, per xDS type."""
-    with urllib.request.urlopen(stack.admin + "/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return {
-        sample.labels["type_url"].rsplit(".", 1)[-1]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "egobs_xds_pushes_total"
-    }
-
-
 def pushed_since(stack: Serve, before: dict[str, float]) -> set[str]:
-    after = pushes(stack)
+    after = stack.pushes()
     return {t for t, v in after.items() if v != before.get(t, 0.0)}
 
 
@@ -131,7 +117,7 @@ def test_requests_go_where_the_hostname_sends_them(stack: Serve) -> None:
 
 def test_a_route_edit_ships_only_its_hostnames_table(stack: Serve) -> None:
     pid = stack.envoy_pid("default/eg")
-    before = pushes(stack)
+    before = stack.pushes()
     stack.write("30-a.yaml", route("a", "a.example.com", "a") + rule("/x", "c"))
     try:
         wait_until(lambda: backend(stack, "a.example.com", "/x") == "c", what="a's edit served")
@@ -146,13 +132,13 @@ def test_a_route_edit_ships_only_its_hostnames_table(stack: Serve) -> None:
 
 
 def test_a_new_hostname_ships_a_scope_not_a_listener(stack: Serve) -> None:
-    before = pushes(stack)
+    before = stack.pushes()
     stack.write("32-c.yaml", route("c", "c.example.com", "c"))
     wait_until(lambda: backend(stack, "c.example.com") == "c", what="c served")
     assert pushed_since(stack, before) == {"ScopedRouteConfiguration", "RouteConfiguration"}
     no_rejections(stack)
 
-    before = pushes(stack)
+    before = stack.pushes()
     (stack.resources / "32-c.yaml").unlink()
     wait_until(lambda: get(stack, "c.example.com")[0] == 404, what="c gone")
     assert backend(stack, "a.example.com") == "a"

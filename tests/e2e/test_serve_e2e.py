@@ -332,19 +332,6 @@ def test_editing_a_route_file_reroutes_without_restarting(stack: Serve) -> None:
         wait_until(lambda: backend_of(stack, "/prefix/x") == "b", what="route restored")
 
 
-def _pushes(stack: Serve) -> dict[str, float]:
-    """egobs's own egobs_xds_pushes_total, by type (the short name of the type URL)."""
-    with urllib.request.urlopen(stack.admin + "/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return {
-        sample.labels["type_url"].rsplit(".", 1)[-1]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "egobs_xds_pushes"
-        for sample in family.samples
-        if sample.name == "egobs_xds_pushes_total"
-    }
-
-
 def test_an_endpointslice_edit_pushes_only_that_assignment(
     stack: Serve, echoes: dict[str, EchoServer]
 ) -> None:
@@ -352,13 +339,13 @@ def test_an_endpointslice_edit_pushes_only_that_assignment(
     Envoy is not restarted, and egobs pushed ClusterLoadAssignments only (no CDS, LDS, RDS,
     SDS), which its own metrics show."""
     pid = stack.envoy_pid("default/eg")
-    before = _pushes(stack)
+    before = stack.pushes()
     ports = {n: s.port for n, s in echoes.items()}
     stack.write("21-slices.yaml", endpoint_slices({**ports, "a": ports["c"]}))
     try:
         wait_until(lambda: backend_of(stack, "/exact") == "c", what="a's new endpoint served")
         assert backend_of(stack, "/prefix/x") == "b"
-        after = _pushes(stack)
+        after = stack.pushes()
         grew = {t for t in after if after[t] != before.get(t, 0.0)}
         assert grew == {"ClusterLoadAssignment"}, (before, after)
         assert stack.envoy_pid("default/eg") == pid
