@@ -96,6 +96,9 @@ class PushCounter:
     ) -> None:
         print(f"NACK {type_url}: {message[:300]}", file=sys.stderr)
 
+    def on_refused(self, peer: str, gateway: str, reason: str, /) -> None:
+        print(f"refused {peer} ({gateway}): {reason}", file=sys.stderr)
+
 
 def type_status(cp: ControlPlane, node_cluster: str, type_url: str) -> Any:
     """The stream state of ``type_url`` of the first proxy of ``node_cluster``, if any."""

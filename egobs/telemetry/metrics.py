@@ -158,6 +158,13 @@ NACKS = _c(
     "xDS responses a proxy rejected, by type URL and gateway.",
     ("type_url", "gateway"),
 )
+STREAMS_REFUSED = _c(
+    "egobs_xds_streams_refused_total",
+    "xDS streams refused (PERMISSION_DENIED) because the client certificate does not name "
+    "the Gateway asked for (reason not_certified) or a stream asked for a second Gateway "
+    "(reason gateway_switched); gateway is the Gateway asked for.",
+    ("reason", "gateway"),
+)
 CONNECTED_PROXIES = _g(
     "egobs_xds_connected_proxies",
     "ADS streams currently open, by gateway.",

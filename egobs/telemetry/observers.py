@@ -195,6 +195,12 @@ class XdsTelemetry:
             m.NACKS.labels(type_url, proxy.cluster).inc()
             self._update_stale(proxy.cluster)
 
+    def on_refused(self, peer: str, gateway: str, reason: str, /) -> None:
+        # The gateway label is what the client asked for: with mTLS on, only holders of a
+        # certificate from egobs's CA get this far, so its values are bounded by them.
+        if self._metrics:
+            m.STREAMS_REFUSED.labels(reason, gateway).inc()
+
     # -- internals
 
     def _check_converged(self, state: _StreamState) -> None:

@@ -235,6 +235,11 @@ class XdsObserver(Protocol):
         /,
     ) -> None: ...
 
+    def on_refused(self, peer: str, gateway: str, reason: str, /) -> None:
+        """A stream was refused (mTLS): ``reason`` is ``not_certified`` or
+        ``gateway_switched``; ``gateway`` is the Gateway it asked for."""
+        ...
+
 
 class FanOutObserver:
     """One :class:`XdsObserver` calling several, in order (telemetry, status, benchmarks)."""
@@ -279,6 +284,10 @@ class FanOutObserver:
         for o in self._observers:
             o.on_nack(proxy, type_url, version, message, context)
 
+    def on_refused(self, peer: str, gateway: str, reason: str, /) -> None:
+        for o in self._observers:
+            o.on_refused(peer, gateway, reason)
+
 
 class NullObserver:
     """The default observer: does nothing."""
@@ -313,6 +322,9 @@ class NullObserver:
         context: object,
         /,
     ) -> None:
+        pass
+
+    def on_refused(self, peer: str, gateway: str, reason: str, /) -> None:
         pass
 
 
@@ -806,6 +818,7 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             named = peer_gateways(context.auth_context())
             if node.cluster not in named:
                 certified = ", ".join(sorted(named)) or "no Gateway"
+                _call(self._observer.on_refused, context.peer(), node.cluster, "not_certified")
                 await _refuse(
                     context,
                     f"node {node.id!r} asks for Gateway {node.cluster}, but its client "
@@ -843,6 +856,12 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         if not request.HasField("node") or not request.node.cluster:
             return
         if request.node.cluster != stream.proxy.cluster:
+            _call(
+                self._observer.on_refused,
+                context.peer(),
+                request.node.cluster,
+                "gateway_switched",
+            )
             await _refuse(
                 context,
                 f"node {request.node.id!r} asks for Gateway {request.node.cluster} on a "

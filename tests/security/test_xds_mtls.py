@@ -35,6 +35,8 @@ from testkit import envoy_binary, unused_port, wait_until_async
 from egobs import ir
 from egobs.certs import Layout, ServerTLS
 from egobs.infra.bootstrap import ProxyTLS, UpstreamTLS, bootstrap
+from egobs.telemetry.metrics import REGISTRY
+from egobs.telemetry.observers import XdsTelemetry
 from egobs.xds.resources import ResourceSet
 from egobs.xds.server import XdsServer, serve
 from egobs.xds.snapshot import SnapshotCache
@@ -95,7 +97,16 @@ async def _start(layout: Layout) -> _Running:
     tls = ServerTLS.load(
         str(layout.xds.cert), str(layout.xds.key), str(layout.ca.cert), what="xds.tls"
     )
-    return _Running(await serve(cache, tls=tls), cache, ports)
+    # egobs's own telemetry observer: refusals are counted in its metrics.
+    observer = XdsTelemetry(metrics=True)
+    return _Running(await serve(cache, tls=tls, observer=observer), cache, ports)
+
+
+def _refused(reason: str, gateway: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "egobs_xds_streams_refused_total", {"reason": reason, "gateway": gateway}
+    )
+    return value or 0.0
 
 
 def _run(coro: object) -> None:
@@ -133,8 +144,10 @@ def test_another_gateways_certificate_is_refused(
         running = await _start(layout)
         try:
             creds = client_credentials(layout, OTHER)
+            before = _refused("not_certified", GW)
             with caplog.at_level(logging.WARNING, logger="egobs.xds.server"):
                 out = await ads_stream(running.server.port, creds, cluster=GW, delta=delta)
+            assert _refused("not_certified", GW) == before + 1
             assert out.responses == []
             assert out.code is grpc.StatusCode.PERMISSION_DENIED
             assert out.details == (
@@ -157,9 +170,11 @@ def test_a_stream_cannot_switch_to_another_gateway(layout: Layout, delta: bool) 
         running = await _start(layout)
         try:
             creds = client_credentials(layout, GW)
+            before = _refused("gateway_switched", OTHER)
             out = await ads_stream(
                 running.server.port, creds, cluster=GW, delta=delta, switch_to=OTHER
             )
+            assert _refused("gateway_switched", OTHER) == before + 1
             # Its own Gateway's clusters, then nothing of the other's: the stream ends.
             assert [_cluster_names(r) for r in out.responses] == [{f"marker/{GW}"}]
             assert out.code is grpc.StatusCode.PERMISSION_DENIED

@@ -298,6 +298,9 @@ class Recorder:
     ) -> None:
         self.events.append(("nack", type_url, version, message, context))
 
+    def on_refused(self, peer: str, gateway: str, reason: str, /) -> None:
+        self.events.append(("refused", gateway, reason))
+
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [e for e in self.events if e[0] == kind]
 
