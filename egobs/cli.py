@@ -22,12 +22,13 @@ EXIT_BROKEN_INSTALL = 3
 EXIT_LISTEN_ERROR = 1
 
 XDS_TYPES = ("listener", "route", "cluster", "endpoint", "secret")
+# The config dump kinds of each egctl type; a route table split by hostname shows its scopes.
 _XDS_DUMP_KEYS = {
-    "listener": "listeners",
-    "route": "routes",
-    "cluster": "clusters",
-    "endpoint": "endpoints",
-    "secret": "secrets",
+    "listener": ("listeners",),
+    "route": ("scoped_routes", "routes"),
+    "cluster": ("clusters",),
+    "endpoint": ("endpoints",),
+    "secret": ("secrets",),
 }
 
 
@@ -297,9 +298,7 @@ def translate(
             "infra": {name: ir.to_data(p) for name, p in proxies.items()},
         }
     if "xds" in to:
-        types = None if xds_type == "all" else [_XDS_DUMP_KEYS[xds_type]]
-        if types == ["routes"]:
-            types.insert(0, "scoped_routes")  # a table split by hostname: its scopes too
+        types = None if xds_type == "all" else _XDS_DUMP_KEYS[xds_type]
         out["xds"] = {
             name: config_dump(
                 translate_xds(gw, hostname_scopes_min_routes=cfg.xds.hostname_scopes_min_routes),

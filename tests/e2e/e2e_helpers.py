@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from testkit import unused_port as free_port
 from testkit import wait_until
+
+from egobs.echo import EchoServer, start_echo_in_thread
 
 GATEWAY_CLASS = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -54,6 +58,17 @@ ports: [{{name: http, port: {port}}}]
 endpoints: [{{addresses: [127.0.0.1]}}]
 """)
     return "---\n".join(docs)
+
+
+@contextlib.contextmanager
+def echo_servers(*names: str) -> Iterator[dict[str, EchoServer]]:
+    """An `egobs echo` backend per name (in threads), stopped on exit."""
+    servers = {n: start_echo_in_thread(name=n) for n in names}
+    try:
+        yield servers
+    finally:
+        for s in servers.values():
+            s.stop()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

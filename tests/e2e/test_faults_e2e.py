@@ -34,13 +34,13 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, request
+from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, echo_servers, request
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from testkit import pid_alive, wait_until
 from testkit import unused_port as free_port
 
-from egobs.echo import EchoServer, start_echo_in_thread
+from egobs.echo import EchoServer
 
 pytestmark = pytest.mark.envoy
 
@@ -118,10 +118,8 @@ def _stop_all(serve: Serve, envoy_pid: int | None) -> None:
 
 @pytest.fixture
 def echoes() -> Iterator[dict[str, EchoServer]]:
-    servers = {n: start_echo_in_thread(name=n) for n in ("a", "b")}
-    yield servers
-    for s in servers.values():
-        s.stop()
+    with echo_servers("a", "b") as servers:
+        yield servers
 
 
 # --------------------------------------------------------------------------- probes

@@ -14,11 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from e2e_helpers import GATEWAY_CLASS, Serve, request
+from e2e_helpers import GATEWAY_CLASS, Serve, echo_servers, request
 from testkit import unused_port as free_port
 from testkit import wait_until
 
-from egobs.echo import EchoServer, start_echo_in_thread
+from egobs.echo import EchoServer
 
 pytestmark = pytest.mark.envoy
 
@@ -150,10 +150,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def echoes() -> Iterator[dict[str, EchoServer]]:
-    servers = {n: start_echo_in_thread(name=n) for n in ("a", "b", "p1", "p2")}
-    yield servers
-    for s in servers.values():
-        s.stop()
+    with echo_servers("a", "b", "p1", "p2") as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")

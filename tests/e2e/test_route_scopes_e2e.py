@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, request
+from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, echo_servers, request
 from testkit import unused_port as free_port
 from testkit import wait_until
 
-from egobs.echo import EchoServer, start_echo_in_thread
+from egobs.echo import EchoServer
 
 pytestmark = pytest.mark.envoy
 
@@ -46,10 +46,8 @@ def rule(path: str, backend: str) -> str:
 
 @pytest.fixture(scope="module")
 def echoes() -> Iterator[dict[str, EchoServer]]:
-    servers = {n: start_echo_in_thread(name=n) for n in ("a", "b", "c")}
-    yield servers
-    for s in servers.values():
-        s.stop()
+    with echo_servers("a", "b", "c") as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module", params=["delta", "sotw"])

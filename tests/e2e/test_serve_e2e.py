@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import GATEWAY_CLASS, Serve, request
+from e2e_helpers import GATEWAY_CLASS, Serve, echo_servers, request
 from prometheus_client.parser import text_string_to_metric_families
 from testkit import pid_alive, wait_until
 from testkit import unused_port as free_port
 
 from egobs import ir
-from egobs.echo import EchoServer, start_echo_in_thread
+from egobs.echo import EchoServer
 
 pytestmark = pytest.mark.envoy
 
@@ -128,10 +128,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def echoes() -> Iterator[dict[str, EchoServer]]:
-    servers = {n: start_echo_in_thread(name=n) for n in ("a", "b", "c")}
-    yield servers
-    for s in servers.values():
-        s.stop()
+    with echo_servers("a", "b", "c") as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")

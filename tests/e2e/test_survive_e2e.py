@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, request
+from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, echo_backends, echo_servers, request
 from testkit import pid_alive, wait_until
 from testkit import unused_port as free_port
 
-from egobs.echo import EchoServer, start_echo_in_thread
+from egobs.echo import EchoServer
 
 pytestmark = pytest.mark.envoy
 
@@ -82,10 +82,8 @@ class Traffic:
 
 @pytest.fixture
 def echoes() -> Iterator[dict[str, EchoServer]]:
-    servers = {n: start_echo_in_thread(name=n) for n in ("a", "b")}
-    yield servers
-    for s in servers.values():
-        s.stop()
+    with echo_servers("a", "b") as servers:
+        yield servers
 
 
 def _proxies(*args: str) -> subprocess.CompletedProcess[str]:
