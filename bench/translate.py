@@ -7,10 +7,13 @@ Prints the time of each stage and the process's peak RSS; the last line is JSON 
 
 ``--instrumented both`` also times the control plane's own build path (``ControlPlane.build``:
 translation and snapshot) with tracing and metrics off and on, in alternating order on the
-same warm process (GC state frozen alike before each): full builds (median of
-``--repeat``, at least 6, each; ``overhead_ratio`` = (on - off) / off) and the per-change path, one HTTPRoute edit and
+same warm process (GC state frozen alike before each): full builds (``--repeat``, at least
+10, of each; ``overhead_ratio`` is the median of on / off - 1 over the pairs built back to
+back) and the per-change path, one HTTPRoute edit and
 one EndpointSlice edit (median of ``--changes`` each; ``route_change_overhead_ratio``,
-``endpoint_change_overhead_ratio``).
+``endpoint_change_overhead_ratio``), and the time of a ``/metrics`` scrape right after a
+full build and of the next one (``scrape_first_ms``, ``scrape_ms``: the status gauges are
+computed when scraped).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from _input import HOSTNAMES, SERVICES, base_docs, route_doc, slice_doc  # bench/ on sys.path
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from prometheus_client import generate_latest
 
 from egobs import gatewayapi
 from egobs.config import Config
@@ -36,6 +40,7 @@ from egobs.provider import ProviderEvent
 from egobs.resources import load_text
 from egobs.resources.loader import Resources
 from egobs.telemetry.core import Telemetry
+from egobs.telemetry.metrics import REGISTRY, STATUSES
 from egobs.telemetry.tracing import setup_tracing
 from egobs.xds.translate import Translator
 
@@ -83,6 +88,10 @@ class _Instrumented:
             # Garbage of earlier full builds (frozen by them) is collected first: kept, it
             # made every later build slower, whichever setting it had, by up to a third. A
             # change's build leaves little garbage, and a full pass costs ~0.5 s.
+            # The status gauges still hold the statuses of the last control plane with
+            # metrics on: let go of them here, or the on build alone would free them (10,000
+            # statuses) in its timed window when it hands over its own.
+            STATUSES.update({})
             gc.unfreeze()
             gc.collect()
             gc.freeze()  # alive objects frozen, as ControlPlane.build leaves them
@@ -118,10 +127,23 @@ def overhead(
         full: dict[bool, list[float]] = {False: [], True: []}
         for on in _alternating(repeat):
             full[on].append(bench.build(on, resources, fresh=True))
+        # Each off build and the on build next to it ran back to back: the median of their
+        # ratios is not moved by the machine's drift over the whole run.
+        paired = [on / off - 1 for off, on in zip(full[False], full[True], strict=True)]
+        print("pairs' on / off - 1:", " ".join(f"{r:+.1%}" for r in paired))
         out = {
             "build_off_s": statistics.median(full[False]),
             "build_on_s": statistics.median(full[True]),
+            "overhead_ratio": statistics.median(paired),
         }
+        # The route, listener and rejected-object gauges are read from the statuses when
+        # scraped: the first scrape after a full build classifies every route status, the
+        # next ones only those they have not seen.
+        bench.build(True, resources, fresh=True)  # the last full build had metrics off
+        for name in ("scrape_first_ms", "scrape_ms"):
+            t0 = time.perf_counter()
+            generate_latest(REGISTRY)
+            out[name] = (time.perf_counter() - t0) * 1000
         route_i = next(i for i, o in enumerate(objects) if o.KIND == "HTTPRoute")
         slice_i = next(i for i, o in enumerate(objects) if o.KIND == "EndpointSlice")
         for name, index, make in (
@@ -217,10 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         "xds_s": round(xds_s, 4),
     }
     if args.instrumented == "both":
-        figures = overhead(resources, list(resources), max(6, args.repeat), args.changes)
+        repeat = max(10, args.repeat)
+        figures = overhead(resources, list(resources), repeat, args.changes)
         off_s, on_s = figures["build_off_s"], figures["build_on_s"]
-        ratio = (on_s - off_s) / off_s
-        print(f"full build, telemetry off: {off_s:.3f} s; on: {on_s:.3f} s; overhead {ratio:+.1%}")
+        ratio = figures["overhead_ratio"]
+        print(
+            f"full build, telemetry off: {off_s:.3f} s; on: {on_s:.3f} s (medians of "
+            f"{repeat} each); overhead {ratio:+.1%} (median of the pairs' ratios)"
+        )
         out |= {"build_off_s": round(off_s, 4), "build_on_s": round(on_s, 4)}
         out["overhead_ratio"] = round(ratio, 4)
         for name in ("route", "endpoint"):
@@ -233,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
             out[f"{name}_change_off_ms"] = round(off_ms, 3)
             out[f"{name}_change_on_ms"] = round(on_ms, 3)
             out[f"{name}_change_overhead_ratio"] = round(change_ratio, 4)
+        print(
+            f"/metrics scrape: first after a full build {figures['scrape_first_ms']:.1f} ms, "
+            f"then {figures['scrape_ms']:.1f} ms"
+        )
+        out["scrape_first_ms"] = round(figures["scrape_first_ms"], 2)
+        out["scrape_ms"] = round(figures["scrape_ms"], 2)
     print(json.dumps(out))
     return 0
 

@@ -9,10 +9,11 @@ adapters, stages without (the bus, the translators) are timed and traced around 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -59,6 +60,26 @@ log = logging.getLogger("egobs.controlplane")
 RESOURCES_KEY = "resources"
 # Quiet time after which the translator loop runs the full GC pass it otherwise defers.
 _IDLE_GC_S = 30.0
+
+
+@contextlib.contextmanager
+def _automatic_gc_paused() -> Iterator[None]:
+    """No automatic collection while a build runs.
+
+    A full build at 10,000 routes allocates ~10^6 objects that survive it; once enough
+    of them reach the oldest generation, CPython runs a full pass over all of them in the
+    middle of the build (~0.25 s, a third of the build), and whether it does depends on
+    how many objects came before, not on the change. A build leaves no cyclic garbage of
+    its own (measured: a full build, then a collection, finds none), so nothing piles up;
+    what it keeps alive is frozen at its end and the idle pass reclaims what died since.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class ProviderFactory(Protocol):
@@ -173,6 +194,12 @@ class ControlPlane:
 
         Synchronous and self-contained, so benchmarks time exactly what serving runs.
         """
+        with _automatic_gc_paused():
+            self._build(resources, event_time=event_time, contexts=contexts)
+
+    def _build(
+        self, resources: Resources, *, event_time: float | None, contexts: tuple[object, ...]
+    ) -> None:
         tel = self.telemetry
         self.translations += 1
         event_time = time.time() if event_time is None else event_time
@@ -198,7 +225,7 @@ class ControlPlane:
                             }
                         )
                 tel.record_translation("gatewayapi", time.perf_counter() - t0)
-                tel.record_statuses(result.statuses, changed=result.changed)
+                tel.record_statuses(result.statuses)
                 # Each translation returns a new dict and nothing here mutates it (statuses
                 # with rejections merged in are copies): no need to copy 10,000 entries.
                 self.statuses = result.statuses

@@ -29,6 +29,7 @@ _EGOBS: dict[str, Type] = {
     "egobs_proxy_convergence_seconds": "histogram",
     "egobs_translation_duration_seconds": "histogram",
     "egobs_translation_errors_total": "counter",
+    "egobs_rejected_objects": "gauge",
     "egobs_translation_runs_total": "counter",
     "egobs_xds_acks_total": "counter",
     "egobs_xds_config_size_bytes": "histogram",

@@ -8,9 +8,10 @@ Panels:
 - Provider events: which file events (created, modified, deleted) is the provider handling?
 - Translation latency p50/p99: how long does each translation stage (gatewayapi, xds) take,
   typically and at worst?
-- Errors: which load and translation problems is the control plane finding, and are
-  translation runs failing?
-- Resources loaded: how many objects of each kind does the control plane hold?
+- Errors: which load problems is the control plane finding, and are translation runs
+  failing (and with which exception)?
+- Resources loaded: how many objects of each kind does the control plane hold, and how many
+  did the last translation reject (and why)?
 - Config size p50/p99: how large are the xDS responses pushed, per type, and are they
   nearing gRPC's 4 MiB message limit?
 - Pushes: how many xDS responses per second go out, per type?
@@ -99,9 +100,8 @@ SPEC = DashboardSpec(
                             "load error: {{reason}}",
                         ),
                         Query(
-                            "sum by (translator, kind, reason) "
-                            f"(rate(egobs_translation_errors_total{RI}))",
-                            "{{translator}} {{kind}}: {{reason}}",
+                            f"sum by (translator, reason) (rate(egobs_translation_errors_total{RI}))",
+                            "{{translator}} raised {{reason}}",
                         ),
                         Query(
                             f"sum by (result) (rate(egobs_translation_runs_total{RI}))",
@@ -112,7 +112,13 @@ SPEC = DashboardSpec(
                 PanelSpec(
                     "Resources loaded",
                     "short",
-                    (Query("sum by (kind) (egobs_provider_resources)", "{{kind}}"),),
+                    (
+                        Query("sum by (kind) (egobs_provider_resources)", "{{kind}}"),
+                        Query(
+                            "sum by (kind, reason) (egobs_rejected_objects)",
+                            "rejected {{kind}}: {{reason}}",
+                        ),
+                    ),
                 ),
             ),
         ),

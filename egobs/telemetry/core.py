@@ -12,8 +12,7 @@ import contextlib
 import logging
 import platform
 import time
-from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -22,6 +21,7 @@ from opentelemetry.trace import Span, SpanContext
 from egobs import __version__
 from egobs.telemetry import metrics as m
 from egobs.telemetry.observers import InfraTelemetry, XdsTelemetry, link_contexts
+from egobs.telemetry.statuses import ROUTE_KINDS
 from egobs.telemetry.tracing import Tracing
 
 if TYPE_CHECKING:
@@ -32,12 +32,10 @@ __all__ = ["Telemetry"]
 
 log = logging.getLogger("egobs.telemetry")
 
-_ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TCPRoute", "UDPRoute", "TLSRoute")
-_ROUTE_KIND_SET = frozenset(_ROUTE_KINDS)
 _RESOURCE_KINDS = (
     "GatewayClass",
     "Gateway",
-    *_ROUTE_KINDS,
+    *ROUTE_KINDS,
     "ReferenceGrant",
     "Namespace",
     "Service",
@@ -46,7 +44,6 @@ _RESOURCE_KINDS = (
     "Backend",
     "EnvoyProxy",
 )
-_PROBLEM_CONDITIONS = ("Accepted", "ResolvedRefs")
 
 
 class Telemetry:
@@ -59,16 +56,7 @@ class Telemetry:
         self.xds_observer = XdsTelemetry(tracer=self.tracer, metrics=metrics)
         self.infra_observer = InfraTelemetry()
         self._root: Span | None = None
-        self._listener_keys: set[tuple[str, str, str]] = set()
-        # Route statuses as last classified, by key: (status object, accepted, reason), and
-        # the running totals over them. The translator hands back the very same status
-        # object for a route whose inputs did not change, so only new objects are read:
-        # classifying 10,000 routes per run cost ~10 ms for a one-route change.
-        self._route_states: dict[tuple[str, str, str], tuple[object, str, str | None]] = {}
-        self._statuses_seen = False  # record_statuses has seen a whole set once
         self._last_change: dict[str, str] = {}  # gateway -> trace id of its last change
-        self._route_counts: Counter[tuple[str, str]] = Counter()
-        self._route_rejected: Counter[tuple[str, str]] = Counter()
 
     # ------------------------------------------------------------------ provider
 
@@ -194,83 +182,13 @@ class Telemetry:
             return
         m.TRANSLATION_RUNS.labels("success" if ok else "error").inc()
         if error is not None:
-            m.TRANSLATION_ERRORS.labels(translator, "-", type(error).__name__).inc()
+            m.TRANSLATION_ERRORS.labels(translator, type(error).__name__).inc()
 
-    def record_statuses(
-        self,
-        statuses: Mapping[tuple[str, str, str], Mapping[str, Any]],
-        *,
-        changed: Collection[tuple[str, str, str]] | None = None,
-    ) -> None:
-        """Routes and listeners by state, and the objects the translator rejected.
-
-        Status mappings are taken as immutable: a route status that is the same object as
-        at the last call is not read again (its classification is remembered). ``changed``
-        (the keys whose status may differ from the last call's, every GatewayClass and
-        Gateway among them) limits the work to those keys.
-        """
-        if not self.metrics:
-            return
-        states = self._route_states
-        counts, route_rejected = self._route_counts, self._route_rejected
-        listeners: Counter[tuple[str, str, str]] = Counter()
-        rejected: Counter[tuple[str, str]] = Counter()
-        keys = changed if changed is not None and self._statuses_seen else statuses.keys()
-        incremental = keys is changed
-        routes_seen = 0
-        for key in keys:
-            status = statuses.get(key)
-            kind = key[0]
-            if kind in _ROUTE_KIND_SET:
-                old = states.get(key)
-                if status is None:  # a route that is gone (only named by ``changed``)
-                    if old is not None:
-                        _uncount_route(kind, states.pop(key), counts, route_rejected)
-                    continue
-                routes_seen += 1
-                if old is not None and old[0] is status:
-                    continue
-                if old is not None:
-                    _uncount_route(kind, old, counts, route_rejected)
-                new = (status, *_route_state(status))
-                states[key] = new
-                counts[(kind, new[1])] += 1
-                if new[2]:
-                    route_rejected[(kind, new[2])] += 1
-            elif status is None:
-                continue
-            elif kind == "Gateway":
-                gw = f"{key[1]}/{key[2]}"
-                for lis in status.get("listeners", ()):
-                    conds = {c.get("type"): c.get("status") for c in lis.get("conditions", ())}
-                    listeners[
-                        (gw, _flag(conds.get("Accepted")), _flag(conds.get("Programmed")))
-                    ] += 1
-                reason = _false_reason(status.get("conditions", ()))
-                if reason:
-                    rejected[(kind, reason)] += 1
-            else:
-                reason = _false_reason(status.get("conditions", ()))
-                if reason:
-                    rejected[(kind, reason)] += 1
-        if not incremental and routes_seen != len(states):  # routes that are gone
-            for key in [k for k in states if k not in statuses]:
-                _uncount_route(key[0], states.pop(key), counts, route_rejected)
-        self._statuses_seen = True
-        for kind in _ROUTE_KINDS:
-            for acc in ("true", "false"):
-                m.ROUTES.labels(kind, acc).set(counts.get((kind, acc), 0))
-        # Gateways that disappeared must not keep reporting their last listener counts.
-        for key in self._listener_keys - listeners.keys():
-            m.LISTENERS.labels(*key).set(0)
-        for key, n in listeners.items():
-            m.LISTENERS.labels(*key).set(n)
-        self._listener_keys |= listeners.keys()
-        # A counter of rejections per run: every rejected object counts once per translation.
-        rejected.update(route_rejected)
-        for (kind, reason), n in rejected.items():
-            if n > 0:
-                m.TRANSLATION_ERRORS.labels("gatewayapi", kind, reason).inc(n)
+    def record_statuses(self, statuses: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
+        """The last translation's statuses, for the route, listener and rejected-object
+        gauges. Taken as immutable and read when metrics are scraped, not now."""
+        if self.metrics:
+            m.STATUSES.update(statuses)
 
     def record_snapshot(self, gateway: str) -> None:
         """A snapshot was installed for ``gateway``: count it and mark it as the gateway's
@@ -311,45 +229,6 @@ class Telemetry:
             self._root = None
         if self.tracing is not None:
             self.tracing.shutdown()
-
-
-def _route_state(status: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(accepted ``"true"``/``"false"``, first problem reason or None) of a route status."""
-    accepted = True
-    reason = None
-    for parent in status.get("parents", ()):
-        for cond in parent.get("conditions", ()):
-            # Nearly every condition is True: one lookup decides (a full build classifies
-            # 10,000 statuses, which is most of what metrics add to it).
-            if cond.get("status") != "False":
-                continue
-            kind = cond.get("type")
-            if kind in _PROBLEM_CONDITIONS:
-                accepted = accepted and kind != "Accepted"
-                reason = reason or cond.get("reason")
-    return ("true" if accepted else "false"), reason
-
-
-def _uncount_route(
-    kind: str,
-    state: tuple[object, str, str | None],
-    counts: Counter[tuple[str, str]],
-    rejected: Counter[tuple[str, str]],
-) -> None:
-    counts[(kind, state[1])] -= 1
-    if state[2]:
-        rejected[(kind, state[2])] -= 1
-
-
-def _flag(status: object) -> str:
-    return "true" if status == "True" else "false"
-
-
-def _false_reason(conditions: Iterable[Mapping[str, Any]]) -> str | None:
-    for cond in conditions:
-        if cond.get("status") == "False" and cond.get("type") in _PROBLEM_CONDITIONS:
-            return str(cond.get("reason") or "Unknown")
-    return None
 
 
 def _load_error_reason(message: str) -> str:

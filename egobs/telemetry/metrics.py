@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.metrics import MetricWrapperBase
 
+from egobs.telemetry.statuses import StatusGauges
+
 __all__ = ["REGISTRY", "definitions", "markdown", "sink_definitions"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -112,20 +114,14 @@ TRANSLATION_RUNS = _c(
 )
 TRANSLATION_ERRORS = _c(
     "egobs_translation_errors_total",
-    "Problems found by a translation run: objects the gatewayapi translator rejected "
-    "(reason = condition reason) and translator exceptions (reason = exception type).",
-    ("translator", "kind", "reason"),
+    "Translation runs that raised, by translator and exception type (a run that raised "
+    "publishes nothing; objects a translation rejects are egobs_rejected_objects).",
+    ("translator", "reason"),
 )
-ROUTES = _g(
-    "egobs_routes",
-    "Routes attached to egobs Gateways, by kind and whether every parent accepted them.",
-    ("kind", "accepted"),
-)
-LISTENERS = _g(
-    "egobs_listeners",
-    "Gateway listeners, by gateway, Accepted and Programmed condition status.",
-    ("gateway", "accepted", "programmed"),
-)
+# egobs_routes, egobs_listeners and egobs_rejected_objects: read from the last statuses
+# when scraped, not while a change is built.
+STATUSES = StatusGauges()
+REGISTRY.register(STATUSES)
 
 # --------------------------------------------------------------------------- snapshots, xDS
 SNAPSHOT_BUILDS = _c(

@@ -61,6 +61,25 @@ def test_converge_bench_pushes_one_route_configuration() -> None:
     assert isinstance(out["p99_ms"], float) and out["p99_ms"] > 0
 
 
+def test_translate_bench_reports_the_telemetry_overhead() -> None:
+    out = _run("translate.py", "--routes", "200", "--instrumented", "both", "--changes", "2")
+    assert out["routes"] == 200
+    for key in (
+        "translate_s",
+        "build_off_s",
+        "build_on_s",
+        "route_change_off_ms",
+        "route_change_on_ms",
+        "endpoint_change_off_ms",
+        "endpoint_change_on_ms",
+        "scrape_first_ms",
+        "scrape_ms",
+    ):
+        assert isinstance(out[key], float) and out[key] > 0, key
+    for key in ("overhead_ratio", "route_change_overhead_ratio", "endpoint_change_overhead_ratio"):
+        assert isinstance(out[key], float), key
+
+
 @pytest.mark.usefixtures("envoy_bin")
 def test_fanout_bench_counts_every_proxy() -> None:
     out = _run(

@@ -36,8 +36,7 @@ from egobs import gatewayapi
 from egobs.gatewayapi import translator as translator_module
 from egobs.resources import HTTPRoute, Resource, Resources, Source, load_paths, load_text
 from egobs.resources import parse_object as _parse_object
-from egobs.telemetry import metrics as m
-from egobs.telemetry.core import Telemetry
+from egobs.telemetry.statuses import StatusGauges
 
 TESTDATA = Path(__file__).parent / "testdata"
 NOW = "2026-01-01T00:00:00Z"
@@ -260,11 +259,10 @@ def _step(rng: random.Random, objs: list[Resource], pool: list[Resource]) -> Non
             objs[k] = objs[k].model_copy(deep=True)
 
 
-def _gauges() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _gauges(gauges: StatusGauges) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for fam in m.REGISTRY.collect()
-        if fam.name in ("egobs_routes", "egobs_listeners")
+        for fam in gauges.collect()
         for s in fam.samples
     }
 
@@ -434,17 +432,17 @@ def test_edit_series_over_two_gateways_equal_full_translation(seed: int) -> None
     objs.extend(_route(rng) for _ in range(rng.randrange(1, 10)))
     pool: list[Resource] = []
     t = gatewayapi.Translator()
-    incremental = Telemetry()
+    remembering = StatusGauges()
     prev = None
     patched = 0
     for _ in range(50):
         _step(rng, objs, pool)
         prev = _check(t, Resources.of(objs), prev)
         patched += prev.changed is not None
-        incremental.record_statuses(prev.statuses, changed=prev.changed)
-        got = _gauges()
-        Telemetry().record_statuses(prev.statuses)
-        assert got == _gauges()
+        remembering.update(prev.statuses)
+        fresh = StatusGauges()
+        fresh.update(prev.statuses)
+        assert _gauges(remembering) == _gauges(fresh)
     assert patched > 0
 
 

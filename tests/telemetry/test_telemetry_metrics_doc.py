@@ -27,6 +27,7 @@ REQUIRED = {
     "egobs_translation_errors_total",
     "egobs_routes",
     "egobs_listeners",
+    "egobs_rejected_objects",
     "egobs_xds_snapshot_builds_total",
     "egobs_xds_config_size_bytes",
     "egobs_xds_pushes_total",

@@ -19,6 +19,7 @@ from egobs.telemetry import metrics as m
 from egobs.telemetry.core import Telemetry
 from egobs.telemetry.logging import JsonFormatter
 from egobs.telemetry.observers import XdsTelemetry
+from egobs.telemetry.statuses import StatusGauges
 from egobs.telemetry.tracing import setup_tracing
 from egobs.xds.server import ProxyStatus
 
@@ -210,18 +211,18 @@ def test_telemetry_config_section() -> None:
     tracing.shutdown()
 
 
-def _route_and_listener_gauges() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _status_samples(gauges: StatusGauges) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for fam in m.REGISTRY.collect()
-        if fam.name in ("egobs_routes", "egobs_listeners")
+        for fam in gauges.collect()
         for s in fam.samples
     }
 
 
-def test_status_metrics_from_changed_keys_equal_a_full_pass() -> None:
-    """A patched translation names the statuses it touched; counting only those gives the
-    same route and listener gauges as reading every status."""
+def test_status_gauges_remembered_across_scrapes_equal_a_fresh_read() -> None:
+    """A scrape reads again only the route statuses it has not seen (by identity); after
+    patched translations (unchanged routes keep their status objects, changed ones get new
+    ones, some lose theirs) it counts what a collector reading every status counts."""
     from pathlib import Path
 
     from egobs import gatewayapi
@@ -231,8 +232,9 @@ def test_status_metrics_from_changed_keys_equal_a_full_pass() -> None:
     objs = list(load_paths([case]))
     routes = [i for i, o in enumerate(objs) if isinstance(o, HTTPRoute)]
     translator = gatewayapi.Translator()
-    incremental = Telemetry()
+    remembering = StatusGauges()
     patched = 0
+    rejected = 0
     for step in range(8):
         i = routes[step % len(routes)]
         route = objs[i].model_copy(deep=True)
@@ -240,16 +242,68 @@ def test_status_metrics_from_changed_keys_equal_a_full_pass() -> None:
         if step % 2:
             # Names a Gateway that does not exist: the route loses its status entirely.
             route.spec.parent_refs = [route.spec.parent_refs[0].model_copy(update={"name": "nope"})]
-        else:
+        elif step % 4 == 0:
             route.spec.hostnames = [f"h{step}.example.com"]
+        else:  # a backend that does not exist: ResolvedRefs=False/BackendNotFound
+            rule = route.spec.rules[0]
+            rule.backend_refs = [rule.backend_refs[0].model_copy(update={"name": "gone"})]
         objs[i] = route
         result = translator.translate(Resources.of(objs), now="2026-01-01T00:00:00Z")
         patched += result.changed is not None
-        incremental.record_statuses(result.statuses, changed=result.changed)
-        got = _route_and_listener_gauges()
-        Telemetry().record_statuses(result.statuses)
-        assert got == _route_and_listener_gauges(), step
+        remembering.update(result.statuses)
+        got = _status_samples(remembering)
+        fresh = StatusGauges()
+        fresh.update(result.statuses)
+        assert got == _status_samples(fresh), step
+        rejected += got.get(
+            ("egobs_rejected_objects", (("kind", "HTTPRoute"), ("reason", "BackendNotFound"))), 0
+        )
     assert patched >= 6
+    assert rejected > 0
+
+
+def test_status_gauges_count_routes_listeners_and_rejections() -> None:
+    ok = {"type": "Accepted", "status": "True", "reason": "Accepted"}
+    refs_ok = {"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs"}
+    missing = {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound"}
+    not_allowed = {"type": "Accepted", "status": "False", "reason": "NotAllowedByListeners"}
+    statuses = {
+        ("HTTPRoute", "default", "a"): {"parents": [{"conditions": [ok, refs_ok]}]},
+        ("HTTPRoute", "default", "b"): {"parents": [{"conditions": [ok, missing]}]},
+        ("HTTPRoute", "default", "c"): {
+            "parents": [{"conditions": [ok, refs_ok]}, {"conditions": [not_allowed, refs_ok]}]
+        },
+        ("TCPRoute", "default", "d"): {"parents": [{"conditions": [ok, refs_ok]}]},
+        ("Gateway", "default", "eg"): {
+            "conditions": [ok],
+            "listeners": [
+                {"conditions": [ok, {"type": "Programmed", "status": "True"}]},
+                {"conditions": [ok, {"type": "Programmed", "status": "False"}]},
+                {"conditions": [ok, {"type": "Programmed", "status": "False"}]},
+            ],
+        },
+        ("GatewayClass", "", "other"): {"conditions": [not_allowed]},
+    }
+    gauges = StatusGauges()
+    gauges.update(statuses)
+    got = {k: v for k, v in _status_samples(gauges).items() if v}
+
+    def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return (name, tuple(sorted(labels.items())))
+
+    assert got == {
+        key("egobs_routes", kind="HTTPRoute", accepted="true"): 2,
+        key("egobs_routes", kind="HTTPRoute", accepted="false"): 1,
+        key("egobs_routes", kind="TCPRoute", accepted="true"): 1,
+        key("egobs_listeners", gateway="default/eg", accepted="true", programmed="true"): 1,
+        key("egobs_listeners", gateway="default/eg", accepted="true", programmed="false"): 2,
+        key("egobs_rejected_objects", kind="HTTPRoute", reason="BackendNotFound"): 1,
+        key("egobs_rejected_objects", kind="HTTPRoute", reason="NotAllowedByListeners"): 1,
+        key("egobs_rejected_objects", kind="GatewayClass", reason="NotAllowedByListeners"): 1,
+    }
+    # A Gateway that is gone takes its listener series with it.
+    gauges.update({k: v for k, v in statuses.items() if k[0] != "Gateway"})
+    assert not any(name == "egobs_listeners" for name, _ in _status_samples(gauges))
 
 
 def test_status_table_shows_each_proxys_stats_listener() -> None:
