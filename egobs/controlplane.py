@@ -246,6 +246,7 @@ class ControlPlane:
                 tel.record_translation("xds", xds_s)
                 for name in set(self._translators) - set(gateways):
                     del self._translators[name]
+                    self.binding.forget(name)
                     self.resource_sets.pop(name, None)
                     self.cache.delete(name)
                     tel.record_snapshot_deleted(name)
