@@ -417,6 +417,13 @@ class _Stream:
     ) -> _Response | None:
         raise NotImplementedError
 
+    def _endpoints_resent(self, clusters: list[str]) -> None:
+        """``clusters`` the proxy holds are being updated: Envoy re-creates each and keeps
+        it warming (and holds back the CDS ACK) until its ClusterLoadAssignment arrives
+        again, which it does not ask for (delta) or asks for at the version it already
+        holds (SotW). Their assignments go out again, unchanged."""
+        raise NotImplementedError
+
     def _holds(self, st: _TypeState, final: Mapping[str, Packed]) -> bool:
         """Whether the proxy holds exactly ``final`` for this type."""
         raise NotImplementedError
@@ -564,6 +571,11 @@ class _SotwStream(_Stream):
         st.wildcard = st.wildcard or "*" in names
         st.names = names - {"*"}
 
+    def _endpoints_resent(self, clusters: list[str]) -> None:
+        eds = self._types.get(ENDPOINT_TYPE)
+        if clusters and eds is not None:
+            eds.sent_version = None  # the same assignments go out again
+
     def _holds(self, st: _TypeState, final: Mapping[str, Packed]) -> bool:
         if not final and not st.accepted:
             return True
@@ -597,6 +609,15 @@ class _SotwStream(_Stream):
             return None
         if version == st.sent_version:
             return None
+        if st.type_url == CLUSTER_TYPE:
+            accepted = st.accepted
+            self._endpoints_resent(
+                [
+                    n
+                    for n, p in desired.items()
+                    if p is not None and n in accepted and accepted[n].version != p.version
+                ]
+            )
         if not desired and st.sent_version is None and not st.wildcard:
             return None  # nothing requested exists yet; an empty answer would mean nothing
         nonce = self._next_nonce()
@@ -663,6 +684,12 @@ class _DeltaStream(_Stream):
         # Subscriptions may have changed while the response was in flight.
         st.status.acked_version = combined_version(st.known.items())
 
+    def _endpoints_resent(self, clusters: list[str]) -> None:
+        eds = self._types.get(ENDPOINT_TYPE)
+        if eds is not None:
+            for name in clusters:
+                eds.known.pop(name, None)
+
     def _holds(self, st: _TypeState, final: Mapping[str, Packed]) -> bool:
         if len(st.known) != len(final):
             return False
@@ -686,6 +713,8 @@ class _DeltaStream(_Stream):
         if not updates and not removed and not st.must_respond:
             return None
         st.must_respond = False
+        if st.type_url == CLUSTER_TYPE:
+            self._endpoints_resent([n for n in updates if n in known])
         nonce = self._next_nonce()
         response = discovery_pb2.DeltaDiscoveryResponse(
             system_version_info=snap.version, type_url=st.type_url, nonce=nonce

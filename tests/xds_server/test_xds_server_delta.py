@@ -249,3 +249,28 @@ def test_nacked_routes_keep_the_old_cluster() -> None:
             await wait_until(lambda: acked(server, snap), "converged")
 
     run(scenario())
+
+
+def test_an_updated_cluster_gets_its_unchanged_endpoints_again() -> None:
+    """Envoy re-creates a cluster whose definition changed and keeps it warming until its
+    ClusterLoadAssignment arrives, which in delta it does not ask for again: the server
+    sends it unasked (only for the clusters that changed)."""
+
+    async def scenario() -> None:
+        cache = SnapshotCache()
+        cache.set_snapshot(GW, three_clusters())
+        async with running(cache) as server:
+            client = DeltaClient(server.port, GW)
+            await sync(client, ["a", "b", "c"])
+            changed = three_clusters()
+            changed.clusters["b"].connect_timeout.seconds = 7
+            cache.set_snapshot(GW, changed)
+            cds = await client.recv()
+            assert cds.type_url == C and delta_names(cds) == ["b"]
+            eds = await client.recv()  # before the CDS ACK, which Envoy holds back meanwhile
+            assert eds.type_url == E and delta_names(eds) == ["b"]
+            await client.ack(eds)
+            await client.ack(cds)
+            await client.expect_nothing()
+
+    run(scenario())

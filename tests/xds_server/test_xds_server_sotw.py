@@ -459,3 +459,38 @@ def test_a_failing_observer_does_not_break_delivery() -> None:
             await sync(client)
 
     run(scenario())
+
+
+def test_an_updated_cluster_gets_its_unchanged_endpoints_again() -> None:
+    """Envoy re-creates a cluster whose definition changed and keeps it warming until its
+    ClusterLoadAssignment arrives; it asks for it at the version it already holds, which
+    must be answered anyway (a BackendTLSPolicy's new CA changes only the cluster)."""
+
+    async def scenario() -> None:
+        cache = SnapshotCache()
+        cache.set_snapshot(GW, two_clusters())
+        async with running(cache) as server:
+            client = Envoyish(server.port, GW)
+            versions = await sync(client)
+            changed = two_clusters()
+            changed.clusters["a"].connect_timeout.seconds = 7
+            cache.set_snapshot(GW, changed)
+            cds = await client.recv()
+            assert cds.type_url == C
+            eds = await client.recv()  # before the CDS ACK, which Envoy holds back meanwhile
+            assert eds.type_url == E and names_of(eds.resources) == ["a", "b"]
+            assert eds.version_info == versions[E]  # the very same assignments
+            await client.ack(eds, ["a", "b"])
+            await client.ack(cds)
+            await client.expect_nothing()
+            # A cluster added (not updated) needs nothing of the kind.
+            added = two_clusters()
+            added.clusters["a"].connect_timeout.seconds = 7
+            added.clusters["c"] = cluster("c")
+            cache.set_snapshot(GW, added)
+            cds = await client.recv()
+            assert cds.type_url == C
+            await client.ack(cds)
+            await client.expect_nothing()
+
+    run(scenario())
