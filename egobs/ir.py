@@ -63,6 +63,8 @@ __all__ = [
     "StatsMatchType",
     "StatsSink",
     "StringMatchType",
+    "SubjectAltName",
+    "SubjectAltNameType",
     "TCPListener",
     "TCPRoute",
     "TLSConfig",
@@ -75,6 +77,7 @@ __all__ = [
     "UDPListener",
     "UDPRoute",
     "URLRewrite",
+    "UpstreamTLS",
     "to_data",
 ]
 
@@ -121,6 +124,31 @@ class Endpoint:
     port: int
 
 
+class SubjectAltNameType(enum.StrEnum):
+    DNS = "DNS"
+    URI = "URI"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectAltName:
+    """A name the backend's certificate must carry (one of a policy's list suffices)."""
+
+    type: SubjectAltNameType
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTLS:
+    """TLS from Envoy to a backend, as a BackendTLSPolicy asks: ``sni`` is sent, and the
+    certificate must chain to ``ca_pem`` (PEM bundle; None: the system's trusted CAs) and
+    carry one of ``subject_alt_names`` (empty: the DNS name ``sni``)."""
+
+    sni: str
+    ca_pem: str | None
+    subject_alt_names: tuple[SubjectAltName, ...] = ()
+    policy: str = ""  # ns/name of the BackendTLSPolicy, for debugging output
+
+
 @dataclass(frozen=True, slots=True)
 class Cluster:
     """An upstream: one Service port or one Backend, shared by every route that uses it.
@@ -135,6 +163,7 @@ class Cluster:
     name: str
     protocol: AppProtocol
     address_type: AddressType
+    tls: UpstreamTLS | None = None  # None: plaintext
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from egobs import ir
+from egobs.gatewayapi.backendtls import BackendTLSPolicies
 from egobs.gatewayapi.endpoints import EndpointTable, backend_endpoints
 from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.status import (
@@ -41,7 +42,7 @@ L7_KINDS = frozenset({HTTP_ROUTE, GRPC_ROUTE})
 
 # Service appProtocol values (KEP-3726 and common conventions) that mean cleartext HTTP/2.
 _H2C_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "h2c", "http2", "grpc", "grpc-web"})
-# Protocols needing TLS towards the backend, which egobs does not originate.
+# Protocols needing TLS towards the backend: only with a BackendTLSPolicy saying how.
 _TLS_APP_PROTOCOLS = frozenset(
     {"kubernetes.io/wss", "https", "tls", "grpcs", "gateway.envoyproxy.io/wss"}
 )
@@ -98,7 +99,7 @@ class Backends:
         self.endpoints = endpoints
         self._resources = resources
         self._grpc_refs = backend_keys(resources.grpc_routes)
-        self._tls_policies = _tls_policy_targets(resources)
+        self.tls_policies = BackendTLSPolicies(resources)
         self._l7_refs: set[BackendKey] | None = None
         self._cache: dict[tuple[str, str, str, str, str, str, int | None], Resolution] = {}
 
@@ -184,20 +185,23 @@ class Backends:
         if sp is None:
             return None, Issue(R_PORT_NOT_FOUND, f"Service {ref} has no {transport} port {port}")
         app = (sp.app_protocol or "").lower()
-        if app in _TLS_APP_PROTOCOLS:
+        policy = self.tls_policies.for_port(svc.namespace, svc.name, sp.name)
+        tls = None
+        if policy is not None and route_kind != UDP_ROUTE:
+            if policy.tls is None:
+                # Neither plaintext nor unverified TLS to a backend its owner says needs a
+                # verified connection: the spec wants these requests to fail with a 5xx.
+                return None, Issue(
+                    R_UNSUPPORTED_PROTOCOL_ROUTE,
+                    f"Service {ref} port {port} is the target of BackendTLSPolicy "
+                    f"{policy.policy}, none of whose CA certificates resolved",
+                )
+            tls = policy.tls
+        elif app in _TLS_APP_PROTOCOLS:
             return None, Issue(
                 R_UNSUPPORTED_PROTOCOL_ROUTE,
                 f"Service {ref} port {port} has appProtocol {sp.app_protocol}, which needs TLS "
-                "to the backend; egobs does not originate TLS",
-            )
-        targets = self._tls_policies.get((svc.namespace, svc.name), {})
-        policy = targets.get(sp.name or "") or targets.get(None)
-        if policy is not None:
-            # Plaintext to a backend its owner says speaks TLS would fail, or worse succeed.
-            return None, Issue(
-                R_UNSUPPORTED_PROTOCOL_ROUTE,
-                f"Service {ref} port {port} is the target of BackendTLSPolicy {policy}, which "
-                "needs TLS to the backend; egobs does not originate TLS",
+                "to the backend: a BackendTLSPolicy targeting it says how to verify it",
             )
         name = _udp(f"service/{ref}/{port}", route_kind)
         address_type = self.endpoints.service_port(name, svc, sp, transport)
@@ -205,6 +209,7 @@ class Backends:
             name=name,
             protocol=self._protocol(key, (app,), route_kind),
             address_type=address_type,
+            tls=tls,
         )
         return cluster, None
 
@@ -234,22 +239,6 @@ class Backends:
             address_type=address_type,
         )
         return cluster, None
-
-
-def _tls_policy_targets(resources: Resources) -> dict[tuple[str, str], dict[str | None, str]]:
-    """Per Service, the BackendTLSPolicy (``ns/name``) per targeted port name (None: every
-    port); the oldest policy wins a port, as the spec's conflict rule says."""
-    out: dict[tuple[str, str], dict[str | None, str]] = {}
-    policies = sorted(
-        resources.backend_tls_policies,
-        key=lambda p: (p.metadata.creation_timestamp or "", p.namespace, p.name),
-    )
-    for policy in policies:
-        for target in policy.spec.target_refs:
-            if target.group == "" and target.kind == "Service":
-                ports = out.setdefault((policy.namespace, target.name), {})
-                ports.setdefault(target.section_name, f"{policy.namespace}/{policy.name}")
-    return out
 
 
 def _udp(name: str, route_kind: str) -> str:

@@ -89,7 +89,8 @@ _BACKEND_INPUTS = (
     "reference_grants",
     "namespaces",
     "grpc_routes",
-    "backend_tls_policies",  # a Service port they target needs TLS egobs cannot give
+    "backend_tls_policies",  # the TLS to a Service port they target
+    "config_maps",  # the CA certificates of those policies
 )
 # Everything but routes: what decides Gateway and listener state, and so route attachment.
 _ENV_INPUTS = tuple(
@@ -482,6 +483,7 @@ class Translator:
         changed = {*removed_keys, *(r.key for r in added)}
         changed.update(("GatewayClass", "", name) for name in run.classes)
         changed.update(("Gateway", ns, name) for ns, name in run.gateways)
+        changed.update(p.key for p in resources.backend_tls_policies)
         result = dataclasses.replace(result, changed=frozenset(changed))
         last.http_routes = list(resources.http_routes)
         last.http_ids.difference_update(map(id, removed))
@@ -846,6 +848,16 @@ class _Translation:
     def _result(self) -> Result:
         gateways: dict[str, ir.Gateway] = {}
         proxies: dict[str, ir.Proxy] = {}
+        policies = self.backends.tls_policies
+        if policies:  # their ancestors are the Gateways of the routes using their Services
+            self.statuses.update(
+                policies.statuses(
+                    self.resources,
+                    self.statuses,
+                    controller_name=self.controller,
+                    conds=self.conds,
+                )
+            )
         counts = self.cluster_counts
         fresh = counts is None
         if counts is None:

@@ -1,7 +1,7 @@
 """Typed models of the input kinds and YAML loading with precise errors."""
 
 from egobs.resources._base import ObjectMeta, Resource, Source, duration_seconds
-from egobs.resources.core import EndpointSlice, Namespace, Secret, Service
+from egobs.resources.core import ConfigMap, EndpointSlice, Namespace, Secret, Service
 from egobs.resources.envoygateway import Backend, EnvoyProxy
 from egobs.resources.gatewayapi import (
     BackendTLSPolicy,
@@ -31,6 +31,7 @@ __all__ = [
     "KINDS",
     "Backend",
     "BackendTLSPolicy",
+    "ConfigMap",
     "EndpointSlice",
     "EnvoyProxy",
     "GRPCRoute",

@@ -124,4 +124,24 @@ class Secret(Resource):
         return base64.b64decode(raw).decode("utf-8", errors="replace")
 
 
+class ConfigMap(Resource):
+    """Configuration data; egobs reads the ``ca.crt`` key of the ConfigMaps a
+    BackendTLSPolicy names as its CA certificates."""
+
+    KIND = "ConfigMap"
+    VERSIONS = ("v1",)
+    data: dict[str, str] = Field(default_factory=dict)
+    binary_data: dict[str, str] = Field(default_factory=dict)
+    immutable: bool | None = None
+
+    @model_validator(mode="after")
+    def _binary_data_is_base64(self) -> ConfigMap:
+        for key, value in self.binary_data.items():
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"binaryData[{key!r}] is not valid base64") from None
+        return self
+
+
 Labels = Annotated[dict[str, str], Field(default_factory=dict)]

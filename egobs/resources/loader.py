@@ -15,7 +15,7 @@ import pydantic
 import yaml
 
 from egobs.resources._base import RULE_ERROR, Resource, Source, name_problem
-from egobs.resources.core import EndpointSlice, Namespace, Secret, Service
+from egobs.resources.core import ConfigMap, EndpointSlice, Namespace, Secret, Service
 from egobs.resources.envoygateway import Backend, EnvoyProxy
 from egobs.resources.gatewayapi import (
     BackendTLSPolicy,
@@ -71,6 +71,7 @@ KINDS: dict[str, type[Resource]] = {
         Service,
         EndpointSlice,
         Secret,
+        ConfigMap,
         Backend,
         EnvoyProxy,
     )
@@ -162,6 +163,7 @@ class Resources:
     services: list[Service] = field(default_factory=list)
     endpoint_slices: list[EndpointSlice] = field(default_factory=list)
     secrets: list[Secret] = field(default_factory=list)
+    config_maps: list[ConfigMap] = field(default_factory=list)
     backends: list[Backend] = field(default_factory=list)
     envoy_proxies: list[EnvoyProxy] = field(default_factory=list)
 
@@ -179,6 +181,7 @@ class Resources:
         "Service": "services",
         "EndpointSlice": "endpoint_slices",
         "Secret": "secrets",
+        "ConfigMap": "config_maps",
         "Backend": "backends",
         "EnvoyProxy": "envoy_proxies",
     }

@@ -41,6 +41,7 @@ _RESOURCE_KINDS = (
     "Service",
     "EndpointSlice",
     "Secret",
+    "ConfigMap",
     "Backend",
     "EnvoyProxy",
 )

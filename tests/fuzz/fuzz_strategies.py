@@ -1408,6 +1408,19 @@ def check_translation(objects: list[Resource]) -> Translated:
             assert entry["parentRef"]["name"] == pref.name, route.ref()
             assert entry["controllerName"] == DEFAULT_CONTROLLER_NAME
             _check_conditions(entry["conditions"], route.metadata.generation, route.ref())
+    # BackendTLSPolicies get a status when routes of ours lead to a Service they target: an
+    # ancestor entry per such Gateway of ours, never an empty list.
+    for policy in resources.backend_tls_policies:
+        status = result.statuses.get(policy.key)
+        if status is None:
+            continue
+        expected.add(policy.key)
+        assert status["ancestors"], policy.ref()
+        for ancestor in status["ancestors"]:
+            ref = ancestor["ancestorRef"]
+            assert (ref["namespace"], ref["name"]) in owned_gateways, (policy.ref(), ref)
+            assert ancestor["controllerName"] == DEFAULT_CONTROLLER_NAME
+            _check_conditions(ancestor["conditions"], policy.metadata.generation, policy.ref())
     assert set(result.statuses) == expected, set(result.statuses) ^ expected
     json.dumps(list(result.statuses.values()))  # written to the API server as JSON
     assert set(result.proxies) == set(result.gateways)

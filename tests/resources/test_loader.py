@@ -94,8 +94,8 @@ def test_missing_required_field() -> None:
 
 
 def test_unknown_kind() -> None:
-    (err,) = _errors("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
-    assert "ConfigMap/x: kind: unknown kind 'ConfigMap'" in err
+    (err,) = _errors("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")
+    assert "Pod/x: kind: unknown kind 'Pod'" in err
 
 
 def test_unsupported_api_version() -> None:

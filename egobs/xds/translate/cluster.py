@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from egobs import ir
@@ -20,6 +21,13 @@ __all__ = [
 ]
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+# wellKnownCACertificates: System: the host's trust store, Debian's bundle (the path
+# Envoy's own images use too).
+SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+_SAN_TYPES = {
+    ir.SubjectAltNameType.DNS: common_pb2.SubjectAltNameMatcher.DNS,
+    ir.SubjectAltNameType.URI: common_pb2.SubjectAltNameMatcher.URI,
+}
 _CONNECT_TIMEOUT_S = 10
 
 
@@ -107,7 +115,33 @@ def build_cluster(
         _load_assignment(out.load_assignment, cluster, endpoints)
     if cluster.protocol is ir.AppProtocol.HTTP2:
         out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(HTTP2_OPTIONS)
+    if cluster.tls is not None:
+        out.transport_socket.name = "envoy.transport_sockets.tls"
+        out.transport_socket.typed_config.Pack(
+            _upstream_tls(cluster.tls, http2=cluster.protocol is ir.AppProtocol.HTTP2),
+            deterministic=True,
+        )
     return out
+
+
+def _upstream_tls(tls: ir.UpstreamTLS, *, http2: bool) -> tls_pb2.UpstreamTlsContext:
+    """TLS as a BackendTLSPolicy asks: SNI, a CA to chain to, and the names the backend's
+    certificate must carry (the SNI hostname unless the policy lists its own)."""
+    context = tls_pb2.UpstreamTlsContext(sni=tls.sni)
+    common = context.common_tls_context
+    if http2:
+        common.alpn_protocols.append("h2")  # HTTP/2 over TLS is negotiated, not assumed
+    validation = common.validation_context
+    if tls.ca_pem is None:
+        validation.trusted_ca.filename = SYSTEM_CA_FILE
+    else:
+        validation.trusted_ca.inline_string = tls.ca_pem
+    names = tls.subject_alt_names or (ir.SubjectAltName(ir.SubjectAltNameType.DNS, tls.sni),)
+    for name in names:
+        matcher = validation.match_typed_subject_alt_names.add()
+        matcher.san_type = _SAN_TYPES[name.type]
+        matcher.matcher.exact = name.value
+    return context
 
 
 def build_blackhole_cluster() -> cluster_pb2.Cluster:
