@@ -22,7 +22,6 @@ from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.status import (
     R_BACKEND_NOT_FOUND,
     R_INVALID_KIND,
-    R_PORT_NOT_FOUND,
     R_PORT_NOT_SPECIFIED,
     R_REF_NOT_PERMITTED,
     R_UNSUPPORTED_PROTOCOL_ROUTE,
@@ -183,7 +182,9 @@ class Backends:
         transport = "UDP" if route_kind == UDP_ROUTE else "TCP"
         sp = next((p for p in svc.spec.ports if p.port == port and p.protocol == transport), None)
         if sp is None:
-            return None, Issue(R_PORT_NOT_FOUND, f"Service {ref} has no {transport} port {port}")
+            # BackendNotFound: the spec's reason for a reference to something that does not
+            # exist (Envoy Gateway reports a missing port so too).
+            return None, Issue(R_BACKEND_NOT_FOUND, f"Service {ref} has no {transport} port {port}")
         app = (sp.app_protocol or "").lower()
         policy = self.tls_policies.for_port(svc.namespace, svc.name, sp.name)
         tls = None

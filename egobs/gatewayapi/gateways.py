@@ -286,6 +286,17 @@ def _make_listener(gw: GatewayState, spec: Listener, index: Index, now: datetime
             R_UNSUPPORTED_VALUE, f"hostname must not be set on a {protocol} listener"
         )
         return state
+    namespaces = spec.allowed_routes.namespaces
+    if namespaces.from_ == "Selector":
+        if namespaces.selector is None:
+            problem: str | None = "allowedRoutes.namespaces: from Selector needs a selector"
+        else:
+            problem = namespaces.selector.problem()
+            if problem is not None:
+                problem = f"allowedRoutes.namespaces.selector: {problem}"
+        if problem is not None:
+            state.accepted_issue = Issue(R_UNSUPPORTED_VALUE, problem)
+            return state
     state.supported_kinds, state.kind_issue = _supported_kinds(spec, protocol)
     return state
 

@@ -52,9 +52,8 @@ R_NO_MATCHING_PARENT = "NoMatchingParent"
 R_BACKEND_NOT_FOUND = "BackendNotFound"
 R_INVALID_KIND = "InvalidKind"
 R_UNSUPPORTED_PROTOCOL_ROUTE = "UnsupportedProtocol"
-# Not in the spec's list; Envoy Gateway uses these and they say exactly what is wrong.
+# Not in the spec's list; Envoy Gateway uses it and it says exactly what is wrong.
 R_PORT_NOT_SPECIFIED = "PortNotSpecified"
-R_PORT_NOT_FOUND = "PortNotFound"
 
 
 def rfc3339_now() -> str:

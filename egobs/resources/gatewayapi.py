@@ -222,6 +222,19 @@ class LabelSelector(KubeModel):
                 return False
         return True
 
+    def problem(self) -> str | None:
+        """Why Kubernetes could not turn this into a selector (the CRD lets it through,
+        the label-selector conversion refuses it), or None."""
+        for i, req in enumerate(self.match_expressions):
+            where = f"matchExpressions[{i}] ({req.key} {req.operator})"
+            if req.operator in ("In", "NotIn") and not req.values:
+                return f"{where} needs values"
+            if req.operator in ("Exists", "DoesNotExist") and req.values:
+                return f"{where} must have no values"
+            if req.operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+                return f"{where}: the operator must be In, NotIn, Exists or DoesNotExist"
+        return None
+
 
 class RouteNamespaces(KubeModel):
     # ``from: Selector`` without a selector is accepted by the CRD; it selects no namespace.

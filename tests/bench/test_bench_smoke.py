@@ -61,6 +61,60 @@ def test_converge_bench_pushes_one_route_configuration() -> None:
     assert isinstance(out["p99_ms"], float) and out["p99_ms"] > 0
 
 
+def test_eg_conditions_compares_listener_and_route_conditions(tmp_path: Path) -> None:
+    """bench/eg_conditions.py on a case written here in Envoy Gateway's golden format (EG's
+    own goldens are not shipped): one listener, one route parent, one condition that
+    egobs reports differently (the route names a Service port that does not exist)."""
+    (tmp_path / "one.in.yaml").write_text(
+        """\
+gateways:
+- apiVersion: gateway.networking.k8s.io/v1
+  kind: Gateway
+  metadata: {namespace: envoy-gateway, name: gateway-1}
+  spec:
+    gatewayClassName: envoy-gateway-class
+    listeners:
+    - {name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}}}
+httpRoutes:
+- apiVersion: gateway.networking.k8s.io/v1
+  kind: HTTPRoute
+  metadata: {namespace: default, name: httproute-1}
+  spec:
+    parentRefs: [{namespace: envoy-gateway, name: gateway-1}]
+    rules:
+    - backendRefs: [{name: service-1, port: 9999}]
+"""
+    )
+    (tmp_path / "one.out.yaml").write_text(
+        """\
+gateways:
+- metadata: {namespace: envoy-gateway, name: gateway-1}
+  status:
+    listeners:
+    - name: http
+      conditions:
+      - {type: Programmed, status: 'True', reason: Programmed}
+      - {type: Accepted, status: 'True', reason: Accepted}
+httpRoutes:
+- metadata: {namespace: default, name: httproute-1}
+  status:
+    parents:
+    - parentRef: {namespace: envoy-gateway, name: gateway-1}
+      conditions:
+      - {type: Accepted, status: 'True', reason: Accepted}
+      - {type: ResolvedRefs, status: 'False', reason: SomethingElse}
+"""
+    )
+    out = _run("eg_conditions.py", str(tmp_path))
+    assert out == {
+        "cases": 1,
+        "comparable_cases": 1,
+        "comparisons": 4,
+        "matched": 3,
+        "match_ratio": 0.75,
+    }
+
+
 def test_translate_bench_reports_the_telemetry_overhead() -> None:
     out = _run("translate.py", "--routes", "200", "--instrumented", "both", "--changes", "2")
     assert out["routes"] == 200
