@@ -4,8 +4,9 @@
 
 * a missing proxy gets an Envoy started;
 * a removed proxy has its Envoy stopped (SIGTERM, then SIGKILL after a grace period);
-* a proxy whose infra IR or rendered bootstrap changed is restarted. Envoy Gateway's host
-  mode ignores such changes; here a changed Gateway takes effect without restarting egobs.
+* a proxy whose infra IR (but its listeners, which come over LDS) or rendered bootstrap
+  changed is restarted. Envoy Gateway's host mode ignores such changes; here a changed
+  Gateway takes effect without restarting egobs.
 
 Each Envoy runs as ``envoy -c <dir>/bootstrap.json --disable-hot-restart`` (so several can
 share the machine without picking distinct ``--base-id`` values), with its admin server on
@@ -34,6 +35,7 @@ import asyncio
 import atexit
 import contextlib
 import ctypes
+import dataclasses
 import enum
 import hashlib
 import itertools
@@ -171,6 +173,13 @@ class Infra(Protocol):
 # --------------------------------------------------------------------------- host
 
 
+def _process_view(proxy: ir.Proxy) -> ir.Proxy:
+    """What of a proxy's infra IR its Envoy process depends on. Its listeners arrive over
+    LDS: a Gateway gaining or losing a listener (a ListenerSet attached or removed) must
+    not restart its Envoy and drop every connection."""
+    return dataclasses.replace(proxy, listeners=())
+
+
 class HostInfra:
     """Runs and supervises one Envoy process per proxy on this host.
 
@@ -272,11 +281,12 @@ class HostInfra:
                 want = wanted.get(name)
                 if want is None:
                     log.info("stopping envoy for %s: proxy removed", name)
-                elif want[0] != sup.proxy:
+                elif _process_view(want[0]) != _process_view(sup.proxy):
                     log.info("restarting envoy for %s: infra IR changed", name)
                 elif want[1] != sup.fingerprint:
                     log.info("restarting envoy for %s: bootstrap changed", name)
                 else:
+                    sup.proxy = want[0]
                     continue
                 stale.append(sup)
             # Adopted Envoys are taken as they are when their bootstrap is the one wanted.
