@@ -32,6 +32,7 @@ __all__ = [
     "AppProtocol",
     "Attribute",
     "Certificate",
+    "ClientValidation",
     "Cluster",
     "ClusterEndpoints",
     "ClusterStats",
@@ -382,11 +383,22 @@ class Certificate:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientValidation:
+    """Client certificates an HTTPS listener checks (Gateway ``spec.tls.frontend``): they
+    must chain to ``ca_pem``; with ``insecure_fallback`` a client without one, or with one
+    that does not verify, is let in too."""
+
+    ca_pem: str
+    insecure_fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TLSConfig:
     """TLS termination on an HTTPS listener."""
 
     certificates: tuple[Certificate, ...]
     alpn_protocols: tuple[str, ...] = ("h2", "http/1.1")
+    client_validation: ClientValidation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,6 +624,8 @@ class Gateway:
     route_stats: bool = False
     # The endpoint table: a row per cluster the routes above use, sorted by cluster name.
     endpoints: tuple[ClusterEndpoints, ...] = ()
+    # What it presents to backends it reaches over TLS (Gateway spec.tls.backend).
+    backend_client_certificate: Certificate | None = None
 
 
 # --------------------------------------------------------------------------- infra

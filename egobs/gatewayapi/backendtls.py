@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from cryptography import x509
-
 from egobs import ir
+from egobs.gatewayapi.certificates import ca_bundle_problem
 from egobs.gatewayapi.status import ACCEPTED, RESOLVED_REFS, Conditions
 from egobs.resources import BackendTLSPolicy, Resources
 from egobs.resources.gatewayapi import LocalObjectReference
@@ -242,21 +240,10 @@ def _ca_ref(
     pem = data.get(CA_KEY)
     if pem is None:
         return None, (R_INVALID_CA_REF, f"{shown} has no key {CA_KEY}")
-    problem = _pem_problem(pem)
+    problem = ca_bundle_problem(pem)
     if problem is not None:
         return None, (R_INVALID_CA_REF, f"{shown}: {problem}")
     return pem, None
-
-
-@lru_cache(maxsize=256)
-def _pem_problem(pem: str) -> str | None:
-    try:
-        certs = x509.load_pem_x509_certificates(pem.encode())
-    except ValueError:
-        return f"{CA_KEY} is not a PEM certificate bundle"
-    if not certs:
-        return f"{CA_KEY} holds no certificate"
-    return None
 
 
 def _routes(resources: Resources) -> Iterable[Any]:

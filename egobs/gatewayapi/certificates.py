@@ -15,7 +15,7 @@ from functools import lru_cache
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-__all__ = ["certificate_problem"]
+__all__ = ["ca_bundle_problem", "certificate_problem"]
 
 _SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
 _DER = serialization.Encoding.DER
@@ -62,3 +62,16 @@ def _parse(cert_pem: str, key_pem: str) -> _Parsed:
     if key.public_key().public_bytes(_DER, _SPKI) != leaf.public_key().public_bytes(_DER, _SPKI):
         return _Parsed("tls.key is not the private key of the first certificate in tls.crt")
     return _Parsed(None, leaf.not_valid_after_utc)
+
+
+@lru_cache(maxsize=256)
+def ca_bundle_problem(pem: str) -> str | None:
+    """What is wrong with a ``ca.crt`` bundle (CA certificates to verify peers against),
+    or None."""
+    try:
+        certs = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        return "ca.crt is not a PEM certificate bundle"
+    if not certs:
+        return "ca.crt holds no certificate"
+    return None

@@ -8,7 +8,7 @@ looked at, so every listener's ``programmed`` flag is final when routes are proc
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -16,7 +16,7 @@ from typing import Any
 
 from egobs import ir
 from egobs.gatewayapi.backends import EG_GROUP, GATEWAY_GROUP
-from egobs.gatewayapi.certificates import certificate_problem
+from egobs.gatewayapi.certificates import ca_bundle_problem, certificate_problem
 from egobs.gatewayapi.entries import RouteEntry, SortKey
 from egobs.gatewayapi.hostnames import intersect_one
 from egobs.gatewayapi.index import Index
@@ -29,11 +29,15 @@ from egobs.gatewayapi.status import (
     R_ADDRESS_NOT_USABLE,
     R_HOSTNAME_CONFLICT,
     R_INVALID,
+    R_INVALID_CA_CERTIFICATE_KIND,
+    R_INVALID_CA_CERTIFICATE_REF,
     R_INVALID_CERTIFICATE_REF,
+    R_INVALID_CLIENT_CERTIFICATE_REF,
     R_INVALID_PARAMETERS,
     R_INVALID_ROUTE_KINDS,
     R_LISTENERS_NOT_VALID,
     R_NO_CONFLICTS,
+    R_NO_VALID_CA_CERTIFICATE,
     R_OVERLAPPING_HOSTNAMES,
     R_PARTIALLY_INVALID_CERTIFICATE_REF,
     R_PROGRAMMED,
@@ -49,8 +53,13 @@ from egobs.gatewayapi.status import (
     join_messages,
 )
 from egobs.gatewayapi.telemetry import Compiled, CompiledTelemetry
-from egobs.resources import EnvoyProxy, Gateway, GatewayClass
-from egobs.resources.gatewayapi import LabelSelector, Listener
+from egobs.resources import EnvoyProxy, Gateway, GatewayClass, ListenerSet
+from egobs.resources.gatewayapi import (
+    FrontendTLSValidation,
+    LabelSelector,
+    Listener,
+    SecretObjectReference,
+)
 
 # Every listener binds all interfaces; port remapping for unprivileged runs happens later.
 BIND_ADDRESS = "0.0.0.0"
@@ -162,12 +171,17 @@ class ListenerState:
     spec: Listener
     protocol: str | None  # upper-case core protocol, None when unsupported
     ir_name: str
+    owner: ListenerSetState | None = None  # the ListenerSet it comes from, None: the Gateway
     accepted_issue: Issue | None = None
     conflict: Issue | None = None
     cert_issues: list[Issue] = field(default_factory=list)  # one per unusable certificateRef
     kind_issue: Issue | None = None
     supported_kinds: tuple[str, ...] = ()
     certificates: tuple[ir.Certificate, ...] = ()
+    # Client certificate validation its port asks for (Gateway spec.tls.frontend), and an
+    # issue per CA certificate reference that cannot be used.
+    client_validation: ir.ClientValidation | None = None
+    client_ca_issues: list[Issue] = field(default_factory=list)
     programmed: bool = False
     # Listeners on the same port whose hostnames overlap this one's (OverlappingTLSConfig).
     tls_overlaps: list[ListenerState] = field(default_factory=list)
@@ -208,10 +222,15 @@ class ListenerState:
             and bool(self.supported_kinds)
         )
 
+    @property
+    def namespace(self) -> str:
+        """The namespace of the object that declares it: ``Same`` means this one."""
+        return self.owner.obj.namespace if self.owner is not None else self.gateway.obj.namespace
+
     def allows_namespace(self, namespace: str, index: Index) -> bool:
         hit = self._ns_allowed.get(namespace)
         if hit is None:
-            hit = _namespace_allowed(self.spec, self.gateway.obj.namespace, namespace, index)
+            hit = _namespace_allowed(self.spec, self.namespace, namespace, index)
             self._ns_allowed[namespace] = hit
         return hit
 
@@ -226,22 +245,83 @@ def _namespace_allowed(spec: Listener, gw_ns: str, namespace: str, index: Index)
     return selector is not None and selector.matches(index.namespace_labels(namespace))
 
 
-def _client_validation(gateway: Gateway, port: int) -> bool:
-    """Whether the Gateway's ``spec.tls.frontend`` validates client certificates on ``port``
-    (its per-port entry, else its default)."""
+def _client_validation(gateway: Gateway, port: int) -> FrontendTLSValidation | None:
+    """How the Gateway's ``spec.tls.frontend`` validates client certificates on ``port``
+    (its per-port entry, else its default), or None."""
     tls = gateway.spec.tls
     frontend = tls.frontend if tls is not None else None
     if frontend is None:
-        return False
+        return None
     config = next((p.tls for p in frontend.per_port if p.port == port), frontend.default)
-    return config.validation is not None
+    return config.validation
 
 
-def _make_listener(gw: GatewayState, spec: Listener, index: Index, now: datetime) -> ListenerState:
+def _client_cas(
+    gw: Gateway, validation: FrontendTLSValidation, index: Index
+) -> tuple[ir.ClientValidation | None, list[Issue]]:
+    """The client validation a listener serves (None: no CA reference usable) and an issue
+    per reference that cannot be used. ConfigMaps (``ca.crt``) only; another namespace's
+    needs a ReferenceGrant from the Gateway."""
+    bundle: list[str] = []
+    issues: list[Issue] = []
+    for ref in validation.ca_certificate_refs:
+        ns = ref.namespace or gw.namespace
+        where = f"{ref.kind} {ns}/{ref.name}"
+        if ref.group != "" or ref.kind != "ConfigMap":
+            shown = _group_kind(ref.group, ref.kind)
+            issues.append(
+                Issue(
+                    R_INVALID_CA_CERTIFICATE_KIND,
+                    f"caCertificateRef kind {shown} is not supported: use a ConfigMap",
+                )
+            )
+            continue
+        if ns != gw.namespace and not index.grants.allowed(
+            GATEWAY_GROUP, "Gateway", gw.namespace, "", "ConfigMap", ns, ref.name
+        ):
+            issues.append(
+                Issue(
+                    R_REF_NOT_PERMITTED,
+                    f"caCertificateRef to {where} is not permitted by any ReferenceGrant",
+                )
+            )
+            continue
+        config_map = index.config_maps.get((ns, ref.name))
+        pem = config_map.data.get("ca.crt") if config_map is not None else None
+        if config_map is None:
+            problem: str | None = "not found"
+        elif pem is None:
+            problem = "has no key ca.crt"
+        else:
+            problem = ca_bundle_problem(pem)
+        if problem is not None or pem is None:
+            issues.append(Issue(R_INVALID_CA_CERTIFICATE_REF, f"{where}: {problem}"))
+            continue
+        bundle.append(pem if pem.endswith("\n") else pem + "\n")
+    if not bundle:
+        return None, issues
+    fallback = validation.mode == "AllowInsecureFallback"
+    return ir.ClientValidation("".join(bundle), insecure_fallback=fallback), issues
+
+
+def _make_listener(
+    gw: GatewayState,
+    spec: Listener,
+    index: Index,
+    now: datetime,
+    owner: ListenerSetState | None = None,
+) -> ListenerState:
     raw = spec.protocol
     # Core protocol names are case-insensitive per the spec.
     protocol = raw.upper() if raw.upper() in DEFAULT_KINDS else None
-    state = ListenerState(gw, spec, protocol, f"{gw.name}/{spec.name}")
+    # A ListenerSet's listener names may repeat the Gateway's: its own prefix keeps the
+    # Envoy names apart.
+    ir_name = (
+        f"{gw.name}/{spec.name}"
+        if owner is None
+        else f"{gw.name}/listenerset/{owner.obj.namespace}/{owner.obj.name}/{spec.name}"
+    )
+    state = ListenerState(gw, spec, protocol, ir_name, owner)
     if protocol is None:
         state.accepted_issue = Issue(
             R_UNSUPPORTED_PROTOCOL,
@@ -256,17 +336,19 @@ def _make_listener(gw: GatewayState, spec: Listener, index: Index, now: datetime
                 "an HTTPS listener needs tls.mode Terminate and certificateRefs",
             )
             return state
-        if _client_validation(gw.obj, spec.port):
-            # Fail closed: serving it without the client-certificate check it asks for
-            # would let in every client the Gateway means to refuse.
-            state.accepted_issue = Issue(
-                R_UNSUPPORTED_VALUE,
-                f"spec.tls.frontend asks for client certificate validation on port "
-                f"{spec.port}, which egobs does not implement; the listener is not served "
-                "rather than served without it",
-            )
-            return state
-        state.certificates, state.cert_issues = _certificates(gw.obj, spec, index, now)
+        validation = _client_validation(gw.obj, spec.port)
+        if validation is not None:
+            state.client_validation, state.client_ca_issues = _client_cas(gw.obj, validation, index)
+            if state.client_validation is None:
+                # Fail closed: served without the check it asks for, the listener would
+                # let in every client the Gateway means to refuse.
+                state.accepted_issue = Issue(
+                    R_NO_VALID_CA_CERTIFICATE,
+                    f"spec.tls.frontend validates client certificates on port {spec.port}, "
+                    "but none of its CA certificate references can be used",
+                )
+                return state
+        state.certificates, state.cert_issues = _certificates(state, spec, index, now)
     elif protocol == "TLS":
         if tls is None or tls.mode != "Passthrough":
             state.accepted_issue = Issue(
@@ -324,68 +406,65 @@ def _supported_kinds(spec: Listener, protocol: str) -> tuple[tuple[str, ...], Is
 
 
 def _certificates(
-    gw: Gateway, spec: Listener, index: Index, now: datetime
+    ls: ListenerState, spec: Listener, index: Index, now: datetime
 ) -> tuple[tuple[ir.Certificate, ...], list[Issue]]:
+    """The usable certificates of a listener's certificateRefs, and an issue per other one.
+    References are the declaring object's: its namespace by default, and ReferenceGrants
+    from its kind (a Gateway's grants do not extend to its ListenerSets, nor back)."""
     assert spec.tls is not None
     certs: list[ir.Certificate] = []
     issues: list[Issue] = []
+    from_kind = "Gateway" if ls.owner is None else "ListenerSet"
     for ref in spec.tls.certificate_refs:
-        ns = ref.namespace or gw.namespace
-        where = f"{ns}/{ref.name}"
-        if ref.group != "" or ref.kind != "Secret":
-            shown = _group_kind(ref.group, ref.kind)
-            issues.append(
-                Issue(
-                    R_INVALID_CERTIFICATE_REF,
-                    f"certificateRef {shown} {where} is not a core Secret",
-                )
-            )
-            continue
-        # Permission before existence, so a refused reference reveals nothing.
-        if not index.grants.allowed(
-            GATEWAY_GROUP, "Gateway", gw.namespace, "", "Secret", ns, ref.name
-        ):
-            issues.append(
-                Issue(
-                    R_REF_NOT_PERMITTED,
-                    f"certificateRef to Secret {where} is not permitted by any ReferenceGrant",
-                )
-            )
-            continue
-        secret = index.secrets.get((ns, ref.name))
-        if secret is None:
-            issues.append(Issue(R_INVALID_CERTIFICATE_REF, f"Secret {where} not found"))
-            continue
-        if secret.type != "kubernetes.io/tls":
-            issues.append(
-                Issue(
-                    R_INVALID_CERTIFICATE_REF,
-                    f"Secret {where} has type {secret.type}, want kubernetes.io/tls",
-                )
-            )
-            continue
-        crt = secret.value("tls.crt")
-        key = secret.value("tls.key")
-        if not crt or _PEM_CERT not in crt:
-            issues.append(
-                Issue(
-                    R_INVALID_CERTIFICATE_REF, f"Secret {where}: tls.crt holds no PEM certificate"
-                )
-            )
-            continue
-        if not key or not _PEM_KEY.search(key):
-            issues.append(
-                Issue(
-                    R_INVALID_CERTIFICATE_REF, f"Secret {where}: tls.key holds no PEM private key"
-                )
-            )
-            continue
-        problem = certificate_problem(crt, key, now=now)
-        if problem is not None:
-            issues.append(Issue(R_INVALID_CERTIFICATE_REF, f"Secret {where}: {problem}"))
-            continue
-        certs.append(ir.Certificate(name=where, cert_pem=crt, key_pem=key))
+        found = _tls_secret(
+            ref, from_kind, ls.namespace, index, now, invalid=R_INVALID_CERTIFICATE_REF
+        )
+        if isinstance(found, Issue):
+            issues.append(found)
+        else:
+            certs.append(found)
     return tuple(certs), issues
+
+
+def _tls_secret(
+    ref: SecretObjectReference,
+    from_kind: str,
+    from_namespace: str,
+    index: Index,
+    now: datetime,
+    *,
+    invalid: str,
+) -> ir.Certificate | Issue:
+    """The certificate and key a reference to a kubernetes.io/tls Secret names, or the
+    issue (``invalid`` as its reason, or RefNotPermitted) why it cannot be used."""
+    ns = ref.namespace or from_namespace
+    where = f"{ns}/{ref.name}"
+    if ref.group != "" or ref.kind != "Secret":
+        shown = _group_kind(ref.group, ref.kind)
+        return Issue(invalid, f"certificateRef {shown} {where} is not a core Secret")
+    # Permission before existence, so a refused reference reveals nothing.
+    if not index.grants.allowed(
+        GATEWAY_GROUP, from_kind, from_namespace, "", "Secret", ns, ref.name
+    ):
+        return Issue(
+            R_REF_NOT_PERMITTED,
+            f"certificateRef to Secret {where} is not permitted by any ReferenceGrant",
+        )
+    secret = index.secrets.get((ns, ref.name))
+    if secret is None:
+        return Issue(invalid, f"Secret {where} not found")
+    if secret.type != "kubernetes.io/tls":
+        return Issue(invalid, f"Secret {where} has type {secret.type}, want kubernetes.io/tls")
+    crt = secret.value("tls.crt")
+    key = secret.value("tls.key")
+    if not crt or _PEM_CERT not in crt:
+        return Issue(invalid, f"Secret {where}: tls.crt holds no PEM certificate")
+    if not key or not _PEM_KEY.search(key):
+        return Issue(invalid, f"Secret {where}: tls.key holds no PEM private key")
+    problem = certificate_problem(crt, key, now=now)
+    if problem is not None:
+        return Issue(invalid, f"Secret {where}: {problem}")
+    return ir.Certificate(name=where, cert_pem=crt, key_pem=key)
 
 
 def _certificate_issue(ls: ListenerState) -> Issue | None:
@@ -509,10 +588,21 @@ class GatewayState:
     # Its (or its class's) EnvoyProxy cannot be translated but its last good telemetry is
     # served: Accepted says so, nothing is rejected (see ClassState.parameters_issue).
     parameters_issue: Issue | None = None
+    listener_sets: list[ListenerSetState] = field(default_factory=list)
+    # spec.tls.backend: the certificate it presents when it originates TLS to backends, or
+    # why the one it names cannot be used (ResolvedRefs=False; backends get none then).
+    backend_certificate: ir.Certificate | None = None
+    backend_certificate_issue: Issue | None = None
+
+    @property
+    def own_listeners(self) -> list[ListenerState]:
+        """Its ``spec.listeners``, without those of ListenerSets (which come after)."""
+        return [ls for ls in self.listeners if ls.owner is None]
 
     @property
     def valid_listeners(self) -> list[ListenerState]:
-        return [ls for ls in self.listeners if ls.valid]
+        # The Gateway's conditions reflect its own listeners only (GEP-1713).
+        return [ls for ls in self.own_listeners if ls.valid]
 
     @property
     def accepted(self) -> bool:
@@ -530,9 +620,12 @@ def process_gateway(
     compile_telemetry: CompileTelemetry,
     *,
     now: datetime,
+    listener_sets: Sequence[ListenerSet] = (),
 ) -> GatewayState:
     """A Gateway's state; ``now`` is the translation's time, against which certificates'
-    validity is checked (so a translation stays a function of its input)."""
+    validity is checked (so a translation stays a function of its input).
+    ``listener_sets`` are those whose parentRef names it, in precedence order (oldest
+    first, then by namespace/name)."""
     state = GatewayState(
         gw,
         cls,
@@ -582,13 +675,202 @@ def process_gateway(
                 R_ADDRESS_NOT_USABLE,
                 f"address {addr.value} cannot be used: egobs binds listeners to {BIND_ADDRESS}",
             )
+    backend_tls = gw.spec.tls.backend if gw.spec.tls is not None else None
+    if backend_tls is not None and backend_tls.client_certificate_ref is not None:
+        found = _tls_secret(
+            backend_tls.client_certificate_ref,
+            "Gateway",
+            gw.namespace,
+            index,
+            now,
+            invalid=R_INVALID_CLIENT_CERTIFICATE_REF,
+        )
+        if isinstance(found, Issue):
+            state.backend_certificate_issue = found
+        else:
+            state.backend_certificate = found
     state.listeners = [_make_listener(state, spec, index, now) for spec in gw.spec.listeners]
     _mark_conflicts(state.listeners)
+    if listener_sets:
+        _attach_listener_sets(state, listener_sets, index, now)
     _mark_tls_overlaps(state.listeners)
     programmed = state.programmed
     for ls in state.listeners:
         ls.programmed = programmed and ls.valid
     return state
+
+
+# --------------------------------------------------------------------------- ListenerSet
+
+
+@dataclass(eq=False)
+class ListenerSetState:
+    """A ListenerSet whose parentRef names a Gateway of ours: whether that Gateway takes
+    it, and its listeners (also in the Gateway's list, after the Gateway's own)."""
+
+    obj: ListenerSet
+    gateway: GatewayState
+    issue: Issue | None = None  # NotAllowed, ParentNotAccepted: none of it is attached
+    listeners: list[ListenerState] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.obj.namespace, self.obj.name)
+
+    @property
+    def accepted(self) -> bool:
+        return self.issue is None and any(ls.valid for ls in self.listeners)
+
+
+R_NOT_ALLOWED = "NotAllowed"
+R_PARENT_NOT_ACCEPTED = "ParentNotAccepted"
+R_PARENT_NOT_PROGRAMMED = "ParentNotProgrammed"
+
+
+def listener_set_precedence(listener_set: ListenerSet) -> tuple[str, str, str]:
+    """Oldest first, then by namespace/name: the spec's order for merging and conflicts."""
+    ts = listener_set.metadata.creation_timestamp
+    return (str(ts) if ts is not None else "", listener_set.namespace, listener_set.name)
+
+
+def _allows_listener_sets(gw: Gateway, namespace: str, index: Index) -> bool:
+    allowed = gw.spec.allowed_listeners
+    if allowed is None:
+        return False
+    rn = allowed.namespaces
+    if rn.from_ == "All":
+        return True
+    if rn.from_ == "Same":
+        return namespace == gw.namespace
+    if rn.from_ == "Selector":
+        selector = rn.selector
+        return (
+            selector is not None
+            and selector.problem() is None
+            and selector.matches(index.namespace_labels(namespace))
+        )
+    return False
+
+
+def _attach_listener_sets(
+    gw: GatewayState, sets: Sequence[ListenerSet], index: Index, now: datetime
+) -> None:
+    """Each ListenerSet's state; the listeners of those the Gateway takes join its list.
+
+    Merged as the spec says: the Gateway's own listeners first, then each set's in
+    precedence order. Unlike conflicts among a Gateway's own listeners (all of them
+    marked), a listener that conflicts with one earlier in that order loses alone: the
+    earlier one keeps serving.
+    """
+    claims = _Claims()
+    for ls in gw.listeners:
+        claims.claim(ls)
+    for obj in sets:
+        state = ListenerSetState(obj, gw)
+        gw.listener_sets.append(state)
+        if not gw.accepted:
+            state.issue = Issue(R_PARENT_NOT_ACCEPTED, f"Gateway {gw.name} is not accepted")
+            continue
+        if not _allows_listener_sets(gw.obj, obj.namespace, index):
+            state.issue = Issue(
+                R_NOT_ALLOWED,
+                f"Gateway {gw.name} does not allow ListenerSets from namespace {obj.namespace} "
+                "(spec.allowedListeners)",
+            )
+            continue
+        state.listeners = [
+            _make_listener(gw, spec, index, now, owner=state) for spec in obj.spec.listeners
+        ]
+        for ls in state.listeners:
+            if ls.protocol is not None and ls.accepted_issue is None:
+                ls.conflict = claims.conflict(ls)
+        # What is left conflicts within the set as within a Gateway: no winner.
+        _mark_conflicts([ls for ls in state.listeners if ls.conflict is None])
+        for ls in state.listeners:
+            claims.claim(ls)
+        gw.listeners.extend(state.listeners)
+
+
+class _Claims:
+    """Which port, protocol family and hostname the listeners before in precedence hold."""
+
+    def __init__(self) -> None:
+        self.families: dict[tuple[int, str], str] = {}
+        self.hostnames: set[tuple[int, str, str]] = set()
+
+    def claim(self, ls: ListenerState) -> None:
+        if ls.protocol is None or ls.accepted_issue is not None:
+            return
+        transport = "UDP" if ls.protocol == "UDP" else "TCP"
+        family = _FAMILY[ls.protocol]
+        self.families.setdefault((ls.port, transport), family)
+        self.hostnames.add((ls.port, family, ls.hostname or ""))
+
+    def conflict(self, ls: ListenerState) -> Issue | None:
+        assert ls.protocol is not None
+        transport = "UDP" if ls.protocol == "UDP" else "TCP"
+        family = _FAMILY[ls.protocol]
+        held = self.families.get((ls.port, transport))
+        if held is None:
+            return None
+        if held != family:
+            return Issue(
+                R_PROTOCOL_CONFLICT,
+                f"port {ls.port} is already used with another protocol by a listener "
+                "that takes precedence",
+            )
+        if family in ("TCP", "UDP"):
+            return Issue(
+                R_PROTOCOL_CONFLICT,
+                f"port {ls.port} already has a {family} listener that takes precedence",
+            )
+        if (ls.port, family, ls.hostname or "") in self.hostnames:
+            shown = ls.hostname or "(any hostname)"
+            return Issue(
+                R_HOSTNAME_CONFLICT,
+                f"hostname {shown} on port {ls.port} is already used by a listener that "
+                "takes precedence",
+            )
+        return None
+
+
+def listener_set_status(state: ListenerSetState, conds: Conditions) -> dict[str, Any]:
+    gen = state.obj.metadata.generation
+    gw = state.gateway
+    if state.issue is not None:
+        programmed_reason = (
+            R_NOT_ALLOWED if state.issue.reason == R_NOT_ALLOWED else R_PARENT_NOT_PROGRAMMED
+        )
+        return {
+            "conditions": [
+                conds.make(ACCEPTED, False, state.issue.reason, state.issue.message, gen),
+                conds.make(PROGRAMMED, False, programmed_reason, state.issue.message, gen),
+            ],
+            "listeners": [],
+        }
+    invalid = [ls.name for ls in state.listeners if not ls.valid]
+    if len(invalid) == len(state.listeners):
+        msg = "ListenerSet has no valid listeners"
+        accepted = conds.make(ACCEPTED, False, R_LISTENERS_NOT_VALID, msg, gen)
+        programmed = conds.make(PROGRAMMED, False, R_LISTENERS_NOT_VALID, msg, gen)
+    else:
+        accepted = _accepted_with(invalid, "ListenerSet", conds, gen)
+        if gw.programmed:
+            programmed = conds.make(
+                PROGRAMMED, True, R_PROGRAMMED, "ListenerSet is programmed", gen
+            )
+        else:
+            programmed = conds.make(
+                PROGRAMMED,
+                False,
+                R_PARENT_NOT_PROGRAMMED,
+                f"Gateway {gw.name} is not programmed",
+                gen,
+            )
+    return {
+        "conditions": [accepted, programmed],
+        "listeners": [_listener_status(ls, gw, conds, gen) for ls in state.listeners],
+    }
 
 
 def _listener_problem(ls: ListenerState) -> str:
@@ -605,7 +887,7 @@ def _listener_problem(ls: ListenerState) -> str:
 
 def gateway_status(state: GatewayState, conds: Conditions) -> dict[str, Any]:
     gen = state.obj.metadata.generation
-    invalid = [ls for ls in state.listeners if not ls.valid]
+    invalid = [ls for ls in state.own_listeners if not ls.valid]
     issue = state.accepted_issue or state.parameters_issue
     if issue is not None:
         accepted = conds.make(ACCEPTED, False, issue.reason, issue.message, gen)
@@ -613,17 +895,8 @@ def gateway_status(state: GatewayState, conds: Conditions) -> dict[str, Any]:
         accepted = conds.make(
             ACCEPTED, False, R_LISTENERS_NOT_VALID, "Gateway has no valid listeners", gen
         )
-    elif invalid:
-        names = ", ".join(ls.name for ls in invalid)
-        accepted = conds.make(
-            ACCEPTED,
-            True,
-            R_LISTENERS_NOT_VALID,
-            f"Gateway is accepted; invalid listeners: {names}",
-            gen,
-        )
     else:
-        accepted = conds.make(ACCEPTED, True, R_ACCEPTED, "Gateway is accepted", gen)
+        accepted = _accepted_with([ls.name for ls in invalid], "Gateway", conds, gen)
     if state.programmed:
         programmed = conds.make(PROGRAMMED, True, R_PROGRAMMED, "Gateway is programmed", gen)
     elif state.accepted and state.address_issue is not None:
@@ -632,11 +905,39 @@ def gateway_status(state: GatewayState, conds: Conditions) -> dict[str, Any]:
         )
     else:
         programmed = conds.make(PROGRAMMED, False, R_INVALID, "Gateway is not accepted", gen)
+    conditions = [accepted, programmed]
+    backend_tls = state.obj.spec.tls.backend if state.obj.spec.tls is not None else None
+    if backend_tls is not None and backend_tls.client_certificate_ref is not None:
+        # Written only for what it is about: the client certificate towards backends.
+        problem = state.backend_certificate_issue
+        conditions.append(
+            conds.make(RESOLVED_REFS, True, R_RESOLVED_REFS, "References are resolved", gen)
+            if problem is None
+            else conds.make(RESOLVED_REFS, False, problem.reason, problem.message, gen)
+        )
     return {
         "addresses": [{"type": "IPAddress", "value": BIND_ADDRESS}],
-        "conditions": [accepted, programmed],
-        "listeners": [_listener_status(ls, state, conds, gen) for ls in state.listeners],
+        "conditions": conditions,
+        "listeners": [_listener_status(ls, state, conds, gen) for ls in state.own_listeners],
+        **_attached_listener_sets(state),
     }
+
+
+def _accepted_with(invalid: list[str], kind: str, conds: Conditions, gen: int) -> dict[str, Any]:
+    """Accepted=True of a Gateway or ListenerSet with some valid listeners: the reason
+    says whether others are not (ListenersNotValid, naming them)."""
+    if not invalid:
+        return conds.make(ACCEPTED, True, R_ACCEPTED, f"{kind} is accepted", gen)
+    message = f"{kind} is accepted; invalid listeners: {', '.join(invalid)}"
+    return conds.make(ACCEPTED, True, R_LISTENERS_NOT_VALID, message, gen)
+
+
+def _attached_listener_sets(state: GatewayState) -> dict[str, int]:
+    """``attachedListenerSets``: the accepted ones; written when the Gateway allows
+    ListenerSets or some name it, so a Gateway without any keeps its status shape."""
+    if state.obj.spec.allowed_listeners is None and not state.listener_sets:
+        return {}
+    return {"attachedListenerSets": sum(1 for ls in state.listener_sets if ls.accepted)}
 
 
 def _listener_status(
@@ -652,12 +953,16 @@ def _listener_status(
         accepted = conds.make(ACCEPTED, True, R_ACCEPTED, "Listener is accepted", gen)
     if ls.programmed:
         programmed = conds.make(PROGRAMMED, True, R_PROGRAMMED, "Listener is programmed", gen)
+    elif ls.owner is not None and ls.conflict is not None:
+        # What the ListenerSet conformance tests want: the conflict's reason here too.
+        programmed = conds.make(PROGRAMMED, False, ls.conflict.reason, ls.conflict.message, gen)
     else:
         why = _listener_problem(ls) or "Gateway is not programmed"
         programmed = conds.make(
             PROGRAMMED, False, R_INVALID, f"Listener is not programmed: {why}", gen
         )
     ref_issues = [issue for issue in (_certificate_issue(ls), ls.kind_issue) if issue]
+    ref_issues += ls.client_ca_issues
     resolved = conds.from_issues(
         RESOLVED_REFS, ref_issues, R_RESOLVED_REFS, "Listener references are resolved", gen
     )
@@ -702,7 +1007,11 @@ def listener_ir(ls: ListenerState) -> ir.HTTPListener | ir.TCPListener | ir.UDPL
             port=ls.port,
             hostnames=(ls.hostname or "*",),
             routes=tuple(map(_entry_route, ls.http_entries)),
-            tls=ir.TLSConfig(certificates=ls.certificates) if ls.protocol == "HTTPS" else None,
+            tls=(
+                ir.TLSConfig(certificates=ls.certificates, client_validation=ls.client_validation)
+                if ls.protocol == "HTTPS"
+                else None
+            ),
         )
     if ls.protocol in ("TCP", "TLS"):
         return ir.TCPListener(

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from egobs.resources import (
     Backend,
+    ConfigMap,
     EnvoyProxy,
     Gateway,
     GatewayClass,
@@ -82,6 +83,9 @@ class Index:
         }
         self.secrets: dict[tuple[str, str], Secret] = {
             (s.namespace, s.name): s for s in resources.secrets
+        }
+        self.config_maps: dict[tuple[str, str], ConfigMap] = {
+            (c.namespace, c.name): c for c in resources.config_maps
         }
         self.backends: dict[tuple[str, str], Backend] = {
             (b.namespace, b.name): b for b in resources.backends

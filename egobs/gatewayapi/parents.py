@@ -8,11 +8,12 @@ listener or Gateway is valid; a route attached to an unprogrammed listener is co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from egobs.gatewayapi.backends import GATEWAY_GROUP
-from egobs.gatewayapi.gateways import GatewayState, ListenerState
+from egobs.gatewayapi.gateways import GatewayState, ListenerSetState, ListenerState
 from egobs.gatewayapi.hostnames import intersect
 from egobs.gatewayapi.index import Index
 from egobs.gatewayapi.status import (
@@ -49,39 +50,61 @@ def resolve_parents(
     hostnames: tuple[str, ...] | None,
     gateways: dict[tuple[str, str], GatewayState],
     index: Index,
+    *,
+    listener_sets: Mapping[tuple[str, str], ListenerSetState] | None = None,
 ) -> list[Parent]:
-    """The route's parentRefs to our Gateways, each with the listeners that accept it.
+    """The route's parentRefs to our Gateways and ListenerSets, each with the listeners
+    that accept it.
 
-    ``hostnames`` is None for kinds without hostnames (TCPRoute, UDPRoute). ParentRefs to
-    other kinds, to Gateways of other controllers or to Gateways that do not exist get no
-    entry: the spec leaves those to whoever can see them.
+    ``hostnames`` is None for kinds without hostnames (TCPRoute, UDPRoute). A Gateway
+    parent offers its own listeners only, a ListenerSet parent its own (GEP-1713).
+    ParentRefs to other kinds, to objects of other controllers or to objects that do not
+    exist get no entry: the spec leaves those to whoever can see them.
     """
     out: list[Parent] = []
     for pref in route.spec.parent_refs:
-        if pref.group != GATEWAY_GROUP or pref.kind != "Gateway":
+        if pref.group != GATEWAY_GROUP:
             continue
-        gw = gateways.get((pref.namespace or route.namespace, pref.name))
-        if gw is None:
+        key = (pref.namespace or route.namespace, pref.name)
+        if pref.kind == "Gateway":
+            gw = gateways.get(key)
+            if gw is None:
+                continue
+            parent = Parent(pref, gw)
+            out.append(parent)
+            selected = gw.own_listeners
+            what = f"Gateway {gw.name}"
+        elif pref.kind == "ListenerSet" and listener_sets is not None:
+            lset = listener_sets.get(key)
+            if lset is None:
+                continue
+            parent = Parent(pref, lset.gateway)
+            out.append(parent)
+            if lset.issue is not None:
+                parent.issue = Issue(
+                    R_NO_MATCHING_PARENT,
+                    f"ListenerSet {key[0]}/{key[1]} is not attached: {lset.issue.message}",
+                )
+                continue
+            selected = lset.listeners
+            what = f"ListenerSet {key[0]}/{key[1]}"
+        else:
             continue
-        parent = Parent(pref, gw)
-        out.append(parent)
-        selected = gw.listeners
         if pref.section_name is not None:
             selected = [ls for ls in selected if ls.name == pref.section_name]
         if pref.port is not None:
             selected = [ls for ls in selected if ls.port == pref.port]
         if not selected:
-            parent.issue = Issue(R_NO_MATCHING_PARENT, _no_listener_message(pref, gw))
+            parent.issue = Issue(R_NO_MATCHING_PARENT, _no_listener_message(pref, what))
             continue
         by_kind = [ls for ls in selected if kind in ls.supported_kinds]
         allowed = [ls for ls in by_kind if ls.allows_namespace(route.namespace, index)]
         if not allowed:
             if not by_kind:
-                msg = f"no selected listener of Gateway {gw.name} allows {kind}"
+                msg = f"no selected listener of {what} allows {kind}"
             else:
                 msg = (
-                    f"no selected listener of Gateway {gw.name} allows routes "
-                    f"from namespace {route.namespace}"
+                    f"no selected listener of {what} allows routes from namespace {route.namespace}"
                 )
             parent.issue = Issue(R_NOT_ALLOWED_BY_LISTENERS, msg)
             continue
@@ -95,18 +118,18 @@ def resolve_parents(
         if not parent.listeners:
             parent.issue = Issue(
                 R_NO_MATCHING_LISTENER_HOSTNAME,
-                f"no hostname of the route matches a selected listener of Gateway {gw.name}",
+                f"no hostname of the route matches a selected listener of {what}",
             )
     return out
 
 
-def _no_listener_message(pref: ParentReference, gw: GatewayState) -> str:
+def _no_listener_message(pref: ParentReference, what: str) -> str:
     want = []
     if pref.section_name is not None:
         want.append(f"name {pref.section_name}")
     if pref.port is not None:
         want.append(f"port {pref.port}")
-    return f"Gateway {gw.name} has no listener with {' and '.join(want)}"
+    return f"{what} has no listener with {' and '.join(want)}"
 
 
 def parent_status(

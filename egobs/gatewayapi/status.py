@@ -44,6 +44,12 @@ R_OVERLAPPING_HOSTNAMES = "OverlappingHostnames"
 # Not in the spec's list (it allows other reasons); Envoy Gateway's, for ResolvedRefs=False
 # on a listener that still serves the certificateRefs that are usable.
 R_PARTIALLY_INVALID_CERTIFICATE_REF = "PartiallyInvalidCertificateRef"
+# Client certificate validation (Gateway spec.tls.frontend), per listener.
+R_NO_VALID_CA_CERTIFICATE = "NoValidCACertificate"
+R_INVALID_CA_CERTIFICATE_REF = "InvalidCACertificateRef"
+R_INVALID_CA_CERTIFICATE_KIND = "InvalidCACertificateKind"
+# The Gateway's client certificate towards backends (spec.tls.backend).
+R_INVALID_CLIENT_CERTIFICATE_REF = "InvalidClientCertificateRef"
 
 # Route.
 R_NOT_ALLOWED_BY_LISTENERS = "NotAllowedByListeners"

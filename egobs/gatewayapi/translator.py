@@ -12,16 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from egobs import ir
-from egobs.gatewayapi.backends import GRPC_ROUTE, HTTP_ROUTE, Backends, backend_keys
+from egobs.gatewayapi.backends import GATEWAY_GROUP, GRPC_ROUTE, HTTP_ROUTE, Backends, backend_keys
 from egobs.gatewayapi.endpoints import EndpointTable, backend_endpoints
 from egobs.gatewayapi.entries import RouteEntry, SortKey
 from egobs.gatewayapi.gateways import (
     ClassState,
     GatewayState,
+    ListenerSetState,
     ListenerState,
     class_status,
     gateway_status,
     listener_ir,
+    listener_set_precedence,
+    listener_set_status,
     process_class,
     process_gateway,
 )
@@ -36,7 +39,15 @@ from egobs.gatewayapi.telemetry import (
     TelemetryCompiler,
     TelemetryDefaults,
 )
-from egobs.resources import Backend, GRPCRoute, HTTPRoute, Resource, Resources, TLSRoute
+from egobs.resources import (
+    Backend,
+    GRPCRoute,
+    HTTPRoute,
+    ListenerSet,
+    Resource,
+    Resources,
+    TLSRoute,
+)
 
 DEFAULT_CONTROLLER_NAME = "gateway.egobs.dev/gatewayclass-controller"
 
@@ -49,8 +60,10 @@ class Result:
 
     ``gateways`` and ``proxies`` hold the programmed Gateways of accepted classes, by
     ``<ns>/<name>``. ``statuses`` maps ``(kind, namespace, name)`` (namespace ``""`` for
-    GatewayClasses) to the object's ``status``, for every GatewayClass and Gateway we own
-    and every route with a parentRef to one of our Gateways.
+    GatewayClasses) to the object's ``status``, for every GatewayClass and Gateway we own,
+    every ListenerSet whose parentRef names one of our Gateways, every route with a
+    parentRef to one of those Gateways or ListenerSets, and every BackendTLSPolicy such a
+    route leads to.
     """
 
     gateways: dict[str, ir.Gateway]
@@ -483,6 +496,7 @@ class Translator:
         changed = {*removed_keys, *(r.key for r in added)}
         changed.update(("GatewayClass", "", name) for name in run.classes)
         changed.update(("Gateway", ns, name) for ns, name in run.gateways)
+        changed.update(("ListenerSet", ns, name) for ns, name in run.listener_sets)
         changed.update(p.key for p in resources.backend_tls_policies)
         result = dataclasses.replace(result, changed=frozenset(changed))
         last.http_routes = list(resources.http_routes)
@@ -650,6 +664,8 @@ class _Translation:
         self.statuses: dict[StatusKey, dict[str, Any]] = {}
         self.classes: dict[str, ClassState] = {}
         self.gateways: dict[tuple[str, str], GatewayState] = {}
+        # ListenerSets whose parentRef names a Gateway of ours, by namespace and name.
+        self.listener_sets: dict[tuple[str, str], ListenerSetState] = {}
         self.listeners: list[ListenerState] = []  # every listener, in a stable order
         self.ordinals: dict[int, int] = {}  # id(ListenerState) -> index in listeners
         self.sorted_entries: dict[int, list[RouteEntry]] = {}
@@ -661,12 +677,25 @@ class _Translation:
                 state = process_class(cls, self.index, self.telemetry.compile)
                 self.classes[cls.name] = state
                 self.statuses[("GatewayClass", "", cls.name)] = class_status(state, self.conds)
+        sets_by_parent: dict[tuple[str, str], list[ListenerSet]] = {}
+        for lset in sorted(self.resources.listener_sets, key=listener_set_precedence):
+            ref = lset.spec.parent_ref
+            if ref.group == GATEWAY_GROUP and ref.kind == "Gateway":
+                parent = (ref.namespace or lset.namespace, ref.name)
+                sets_by_parent.setdefault(parent, []).append(lset)
         for gw in self.resources.gateways:
             cls_state = self.classes.get(gw.spec.gateway_class_name)
             if cls_state is not None:
-                self.gateways[(gw.namespace, gw.name)] = process_gateway(
-                    gw, cls_state, self.index, self.telemetry.compile, now=self.now
+                gw_state = self.gateways[(gw.namespace, gw.name)] = process_gateway(
+                    gw,
+                    cls_state,
+                    self.index,
+                    self.telemetry.compile,
+                    now=self.now,
+                    listener_sets=sets_by_parent.get((gw.namespace, gw.name), ()),
                 )
+                for lset_state in gw_state.listener_sets:
+                    self.listener_sets[lset_state.key] = lset_state
         for gw_state in self.gateways.values():
             for ls in gw_state.listeners:
                 self.ordinals[id(ls)] = len(self.listeners)
@@ -736,7 +765,12 @@ class _Translation:
         self, kind: str, route: HTTPRoute | GRPCRoute, m: _RouteMemo | None
     ) -> _Outcome:
         parents = resolve_parents(
-            route, kind, tuple(route.spec.hostnames), self.gateways, self.index
+            route,
+            kind,
+            tuple(route.spec.hostnames),
+            self.gateways,
+            self.index,
+            listener_sets=self.listener_sets,
         )
         if not parents:
             return _NOT_OURS
@@ -821,7 +855,14 @@ class _Translation:
     def _l4_routes(self, routes: Sequence[L4Route]) -> None:
         for route in sorted(routes, key=precedence):
             hostnames = tuple(route.spec.hostnames) if isinstance(route, TLSRoute) else None
-            parents = resolve_parents(route, route.KIND, hostnames, self.gateways, self.index)
+            parents = resolve_parents(
+                route,
+                route.KIND,
+                hostnames,
+                self.gateways,
+                self.index,
+                listener_sets=self.listener_sets,
+            )
             if not parents:
                 continue
             compiled = compile_l4(route, self.backends)
@@ -866,6 +907,8 @@ class _Translation:
             self.statuses[("Gateway", gw.obj.namespace, gw.obj.name)] = gateway_status(
                 gw, self.conds
             )
+            for lset in gw.listener_sets:
+                self.statuses[("ListenerSet", *lset.key)] = listener_set_status(lset, self.conds)
             if not gw.programmed:
                 continue
             http: list[ir.HTTPListener] = []
@@ -904,6 +947,7 @@ class _Translation:
                 virtual_host_stats=telemetry.virtual_host_stats,
                 route_stats=telemetry.route_stats,
                 endpoints=self.backends.endpoints.rows(clusters),
+                backend_client_certificate=gw.backend_certificate,
             )
             proxies[gw.name] = ir.Proxy(
                 name=gw.name,

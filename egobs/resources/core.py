@@ -107,11 +107,7 @@ class Secret(Resource):
 
     @model_validator(mode="after")
     def _data_is_base64(self) -> Secret:
-        for key, value in self.data.items():
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError(f"data[{key!r}] is not valid base64") from None
+        _check_base64(self.data, "data")
         return self
 
     def value(self, key: str) -> str | None:
@@ -136,12 +132,16 @@ class ConfigMap(Resource):
 
     @model_validator(mode="after")
     def _binary_data_is_base64(self) -> ConfigMap:
-        for key, value in self.binary_data.items():
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError(f"binaryData[{key!r}] is not valid base64") from None
+        _check_base64(self.binary_data, "binaryData")
         return self
+
+
+def _check_base64(values: dict[str, str], field: str) -> None:
+    for key, value in values.items():
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{field}[{key!r}] is not valid base64") from None
 
 
 Labels = Annotated[dict[str, str], Field(default_factory=dict)]

@@ -408,9 +408,9 @@ class GatewayBackendTLS(KubeModel):
 
 
 class GatewayTLSConfig(KubeModel):
-    """``spec.tls`` (v1.6): client certificate validation per port (``frontend``) and the
-    certificate the Gateway presents to backends (``backend``). Loaded and checked; the
-    translator does not apply it yet."""
+    """``spec.tls`` (v1.6): client certificate validation per port (``frontend``, applied)
+    and the certificate the Gateway presents to backends (``backend``, loaded and checked,
+    not applied yet)."""
 
     frontend: FrontendTLSConfig | None = None
     backend: GatewayBackendTLS | None = None
@@ -429,6 +429,23 @@ def _listener_key(listener: Listener) -> tuple[int, str, str | None]:
     return (listener.port, listener.protocol, listener.hostname)
 
 
+def _listener_problems(listeners: list[Listener], owner: str) -> list[tuple[Loc, str]]:
+    """The CRDs' distinctness rules on a Gateway's or ListenerSet's listeners."""
+    problems: list[tuple[Loc, str]] = [
+        ((i, "name"), f"listener name {name!r} must be unique within the {owner}")
+        for i, name in duplicates(lis.name for lis in listeners)
+    ]
+    problems += [
+        (
+            (i,),
+            "Combination of port, protocol and hostname must be unique for each listener "
+            f"(port {key[0]}, protocol {key[1]}, hostname {key[2] or 'none'} repeat)",
+        )
+        for i, key in duplicates(_listener_key(lis) for lis in listeners)
+    ]
+    return problems
+
+
 class GatewaySpec(KubeModel):
     gateway_class_name: ObjectName
     listeners: list[Listener] = Field(min_length=1, max_length=64)
@@ -441,19 +458,7 @@ class GatewaySpec(KubeModel):
     @field_validator("listeners")
     @classmethod
     def _listeners_distinct(cls, value: list[Listener]) -> list[Listener]:
-        problems: list[tuple[Loc, str]] = [
-            ((i, "name"), f"listener name {name!r} must be unique within the Gateway")
-            for i, name in duplicates(lis.name for lis in value)
-        ]
-        problems += [
-            (
-                (i,),
-                "Combination of port, protocol and hostname must be unique for each listener "
-                f"(port {key[0]}, protocol {key[1]}, hostname {key[2] or 'none'} repeat)",
-            )
-            for i, key in duplicates(_listener_key(lis) for lis in value)
-        ]
-        refuse(problems)
+        refuse(_listener_problems(value, "Gateway"))
         return value
 
     @field_validator("addresses")
@@ -477,6 +482,38 @@ class Gateway(Resource):
     GROUP = GROUP
     VERSIONS = ("v1", "v1beta1")
     spec: GatewaySpec
+
+
+# --------------------------------------------------------------------------- ListenerSet
+
+
+class ParentGatewayReference(KubeModel):
+    group: Group = GROUP
+    kind: Kind = "Gateway"
+    name: ObjectName
+    namespace: NamespaceName | None = None  # the ListenerSet's own when unset
+
+
+class ListenerSetSpec(KubeModel):
+    parent_ref: ParentGatewayReference
+    # A ListenerEntry is the Gateway's Listener; names are unique within the set only.
+    listeners: list[Listener] = Field(min_length=1, max_length=64)
+
+    @field_validator("listeners")
+    @classmethod
+    def _listeners_distinct(cls, value: list[Listener]) -> list[Listener]:
+        refuse(_listener_problems(value, "ListenerSet"))
+        return value
+
+
+class ListenerSet(Resource):
+    """Listeners attached to a Gateway that allows them (``spec.allowedListeners``), with
+    a status of their own (Gateway API v1.5+ standard)."""
+
+    KIND = "ListenerSet"
+    GROUP = GROUP
+    VERSIONS = ("v1",)
+    spec: ListenerSetSpec
 
 
 # --------------------------------------------------------------------------- HTTPRoute

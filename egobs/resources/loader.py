@@ -23,6 +23,7 @@ from egobs.resources.gatewayapi import (
     GatewayClass,
     GRPCRoute,
     HTTPRoute,
+    ListenerSet,
     ReferenceGrant,
     TCPRoute,
     TLSRoute,
@@ -60,6 +61,7 @@ KINDS: dict[str, type[Resource]] = {
     for cls in (
         GatewayClass,
         Gateway,
+        ListenerSet,
         HTTPRoute,
         GRPCRoute,
         TCPRoute,
@@ -152,6 +154,7 @@ class Resources:
 
     gateway_classes: list[GatewayClass] = field(default_factory=list)
     gateways: list[Gateway] = field(default_factory=list)
+    listener_sets: list[ListenerSet] = field(default_factory=list)
     http_routes: list[HTTPRoute] = field(default_factory=list)
     grpc_routes: list[GRPCRoute] = field(default_factory=list)
     tcp_routes: list[TCPRoute] = field(default_factory=list)
@@ -170,6 +173,7 @@ class Resources:
     _BY_KIND = {
         "GatewayClass": "gateway_classes",
         "Gateway": "gateways",
+        "ListenerSet": "listener_sets",
         "HTTPRoute": "http_routes",
         "GRPCRoute": "grpc_routes",
         "TCPRoute": "tcp_routes",

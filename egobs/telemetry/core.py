@@ -35,6 +35,7 @@ log = logging.getLogger("egobs.telemetry")
 _RESOURCE_KINDS = (
     "GatewayClass",
     "Gateway",
+    "ListenerSet",
     *ROUTE_KINDS,
     "ReferenceGrant",
     "Namespace",

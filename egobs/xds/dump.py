@@ -211,10 +211,11 @@ def static_bootstrap(
 
 
 def _static_cluster(cluster: cluster_pb2.Cluster, rs: ResourceSet) -> cluster_pb2.Cluster:
+    static_secrets = _with_static_secrets(cluster)
     if cluster.type != cluster_pb2.Cluster.EDS:
-        return cluster
+        return static_secrets or cluster
     out = cluster_pb2.Cluster()
-    out.CopyFrom(cluster)
+    out.CopyFrom(static_secrets or cluster)
     out.ClearField("eds_cluster_config")
     out.type = cluster_pb2.Cluster.STATIC
     name = cluster.eds_cluster_config.service_name or cluster.name
@@ -222,6 +223,26 @@ def _static_cluster(cluster: cluster_pb2.Cluster, rs: ResourceSet) -> cluster_pb
     if assignment is not None:
         out.load_assignment.CopyFrom(assignment)
     out.load_assignment.cluster_name = cluster.name
+    return out
+
+
+def _with_static_secrets(cluster: cluster_pb2.Cluster) -> cluster_pb2.Cluster | None:
+    """A copy of a TLS cluster whose client certificate (SDS over ADS) names the static
+    secret instead, or None when it has none (Envoy crashes validating a static cluster
+    that asks ADS for a secret)."""
+    socket = cluster.transport_socket
+    if not socket.typed_config.Is(tls_pb2.UpstreamTlsContext.DESCRIPTOR):
+        return None
+    context = tls_pb2.UpstreamTlsContext()
+    socket.typed_config.Unpack(context)
+    configs = context.common_tls_context.tls_certificate_sds_secret_configs
+    if not configs:
+        return None
+    for sds in configs:
+        sds.ClearField("sds_config")
+    out = cluster_pb2.Cluster()
+    out.CopyFrom(cluster)
+    out.transport_socket.typed_config.Pack(context, deterministic=True)
     return out
 
 

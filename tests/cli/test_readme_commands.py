@@ -70,6 +70,11 @@ SKIPS = (
         "benchmark: loads the sink and Envoy with wrk at full rate for tens of seconds",
     ),
     Skip(
+        r"\.venv/bin/python bench/translate\.py\b.*--instrumented both",
+        "benchmark: 20 full translations of 10,000 routes and 80 edits, over a minute; "
+        "tests/bench/ runs it at a small size",
+    ),
+    Skip(
         r"\.venv/bin/python bench/telemetry_overhead\.py\b",
         "benchmark: Envoys, telemetry receivers and wrk at full load for minutes",
     ),

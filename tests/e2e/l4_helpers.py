@@ -86,8 +86,11 @@ class TestCA:
         )
         self.pem = self._cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def issue(self, hostname: str) -> ServerCert:
+    def issue(self, hostname: str, *, client: bool = False) -> ServerCert:
+        """A leaf for ``hostname``, for a server (or with ``client``, a TLS client: Envoy
+        checks the extended key usage of the certificates clients present)."""
         key = ec.generate_private_key(ec.SECP256R1())
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
         now = datetime.datetime.now(datetime.UTC)
         ca_ski = self._cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         cert = (
@@ -100,7 +103,7 @@ class TestCA:
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
             )

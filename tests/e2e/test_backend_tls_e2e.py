@@ -17,10 +17,11 @@ import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import GATEWAY_CLASS, ONE_HTTP_GATEWAY, Serve, request
+from e2e_helpers import GATEWAY_CLASS, Serve, request
 from l4_helpers import ServerCert, TestCA
 from testkit import unused_port as free_port
 from testkit import wait_until
@@ -33,11 +34,15 @@ BACKEND_NAME = "abc.example.com"  # the name in the backends' certificates
 
 class HTTPSBackend:
     """An HTTPS server on 127.0.0.1 answering every GET with JSON naming itself, the SNI
-    the client sent and the path."""
+    the client sent, the path and the common name of the client's certificate. With
+    ``client_ca`` it requires a client certificate from that CA (mutual TLS)."""
 
-    def __init__(self, name: str, cert: ServerCert) -> None:
+    def __init__(self, name: str, cert: ServerCert, *, client_ca: str | None = None) -> None:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert.cert_file, cert.key_file)
+        if client_ca is not None:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cadata=client_ca)
         sni: dict[int, str | None] = {}  # by id of the TLS socket, set during its handshake
 
         def remember_sni(sock: ssl.SSLSocket, server_name: str | None, _: Any) -> None:
@@ -52,8 +57,15 @@ class HTTPSBackend:
                 pass
 
             def do_GET(self) -> None:
+                peer = self.connection.getpeercert()  # type: ignore[attr-defined]
+                client = dict(item for rdn in peer["subject"] for item in rdn) if peer else {}
                 body = json.dumps(
-                    {"backend": name, "sni": sni.get(id(self.connection)), "path": self.path}
+                    {
+                        "backend": name,
+                        "sni": sni.get(id(self.connection)),
+                        "path": self.path,
+                        "client": client.get("commonName"),
+                    }
                 ).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -80,6 +92,35 @@ class HTTPSBackend:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+CLIENT = "gateway.example.com"  # the common name of the Gateway's client certificate
+GATEWAY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: eg, namespace: default}
+spec:
+  gatewayClassName: egobs
+  tls: {backend: {clientCertificateRef: {name: gateway-client}}}
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+"""
+
+
+def _tls_secret(name: str, cert: ServerCert) -> str:
+    def indented(path: Path) -> str:
+        return "\n".join("    " + line for line in path.read_text().strip().splitlines())
+
+    return f"""\
+apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: default}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+{indented(cert.cert_file)}
+  tls.key: |
+{indented(cert.key_file)}
+"""
 
 
 def _service(name: str, port: int) -> str:
@@ -132,6 +173,7 @@ ROUTED = {
     "/san": "san",  # policy asks for a name the certificate does not carry
     "/missing-ca": "missing-ca",  # policy's ConfigMap does not exist
     "/plain": "plain",  # no policy: plaintext to a TLS backend fails
+    "/mutual": "mutual",  # requires the Gateway's client certificate (spec.tls.backend)
 }
 
 
@@ -168,6 +210,7 @@ def backends(cas: tuple[TestCA, TestCA]) -> Iterator[dict[str, HTTPSBackend]]:
         "san": HTTPSBackend("san", ca.issue(BACKEND_NAME)),
         "missing-ca": HTTPSBackend("missing-ca", ca.issue(BACKEND_NAME)),
         "plain": HTTPSBackend("plain", ca.issue(BACKEND_NAME)),
+        "mutual": HTTPSBackend("mutual", ca.issue(BACKEND_NAME), client_ca=ca.pem),
     }
     try:
         yield servers
@@ -190,7 +233,8 @@ def stack(
     # sent again, which Envoy does not ask for in delta and asks for unchanged in SotW.
     serve = Serve(tmp, port_map={80: port}, mode=request.param)
     serve.proxy_port = port  # type: ignore[attr-defined]
-    serve.write("00-class.yaml", GATEWAY_CLASS + "---\n" + ONE_HTTP_GATEWAY)
+    serve.write("00-class.yaml", GATEWAY_CLASS + "---\n" + GATEWAY)
+    serve.write("05-client-cert.yaml", _tls_secret("gateway-client", ca.issue(CLIENT, client=True)))
     serve.write("10-backends.yaml", "---\n".join(_service(n, b.port) for n, b in backends.items()))
     serve.write("20-ca.yaml", _config_map("ca", ca.pem))
     san = "    subjectAltNames: [{type: Hostname, hostname: other.example.com}]\n"
@@ -202,6 +246,7 @@ def stack(
                 _policy("foreign", "foreign", "ca"),
                 _policy("san", "san", "ca", sans=san),
                 _policy("missing-ca", "missing-ca", "nope"),
+                _policy("mutual", "mutual", "ca"),
                 # Newer than "good" and for the same Service: Conflicted, not applied.
                 _policy("late", "good", "nope", created="2026-06-01T00:00:00Z"),
             ]
@@ -236,7 +281,8 @@ def _policy_conditions(stack: Serve, name: str) -> dict[str, tuple[str, str]]:
 def test_a_verified_connection_sends_the_policy_hostname_as_sni(stack: Serve) -> None:
     status, body = _get(stack, "/good/x")
     assert status == 200, body
-    assert body == {"backend": "good", "sni": BACKEND_NAME, "path": "/good/x"}
+    # This backend asks for no client certificate, so none is sent.
+    assert body == {"backend": "good", "sni": BACKEND_NAME, "path": "/good/x", "client": None}
     assert _policy_conditions(stack, "good") == {
         "Accepted": ("True", "Accepted"),
         "ResolvedRefs": ("True", "ResolvedRefs"),
@@ -290,4 +336,16 @@ def test_the_status_of_every_policy_is_reported(stack: Serve) -> None:
     names = {
         obj["name"] for obj in stack.status()["resources"] if obj["kind"] == "BackendTLSPolicy"
     }
-    assert names == {"good", "foreign", "san", "missing-ca", "late"}
+    assert names == {"good", "foreign", "san", "missing-ca", "late", "mutual"}
+
+
+def test_the_gateway_presents_its_client_certificate(stack: Serve) -> None:
+    """spec.tls.backend: a backend that requires a client certificate gets the Gateway's."""
+    status, body = _get(stack, "/mutual")
+    assert status == 200, body
+    assert body["client"] == CLIENT
+    (gateway,) = [
+        o for o in stack.status()["resources"] if (o["kind"], o["name"]) == ("Gateway", "eg")
+    ]
+    resolved = {c["type"]: c for c in gateway["status"]["conditions"]}["ResolvedRefs"]
+    assert (resolved["status"], resolved["reason"]) == ("True", "ResolvedRefs")

@@ -1388,6 +1388,28 @@ def check_translation(objects: list[Resource]) -> Translated:
         programmed = _condition(status["conditions"], "Programmed")
         assert programmed is not None, where
         assert (programmed["status"] == "True") == (f"{ns}/{name}" in result.gateways), where
+    # ListenerSets whose parentRef names a Gateway we own: each has a status, listing its
+    # listeners when its Gateway takes it, none when it does not.
+    owned_sets = {}
+    for lset in resources.listener_sets:
+        ref = lset.spec.parent_ref
+        parent = (ref.namespace or lset.namespace, ref.name)
+        if ref.group == GATEWAY_GROUP and ref.kind == "Gateway" and parent in owned_gateways:
+            owned_sets[(lset.namespace, lset.name)] = lset
+    for (ns, name), lset in owned_sets.items():
+        key = ("ListenerSet", ns, name)
+        expected.add(key)
+        status = result.statuses[key]
+        where = f"ListenerSet/{ns}/{name}"
+        _check_conditions(status["conditions"], lset.metadata.generation, where)
+        accepted = _condition(status["conditions"], "Accepted")
+        assert accepted is not None, where
+        names = [ls["name"] for ls in status["listeners"]]
+        assert names in ([], [ls.name for ls in lset.spec.listeners]), where
+        if accepted["reason"] in ("NotAllowed", "ParentNotAccepted"):
+            assert names == [], where
+        for ls in status["listeners"]:
+            _check_conditions(ls["conditions"], lset.metadata.generation, f"{where}/{ls['name']}")
     for route in resources:
         if not isinstance(route, ROUTE_KINDS):
             continue
@@ -1395,8 +1417,13 @@ def check_translation(objects: list[Resource]) -> Translated:
             p
             for p in route.spec.parent_refs
             if p.group == GATEWAY_GROUP
-            and p.kind == "Gateway"
-            and (p.namespace or route.namespace, p.name) in owned_gateways
+            and (
+                (p.kind == "Gateway" and (p.namespace or route.namespace, p.name) in owned_gateways)
+                or (
+                    p.kind == "ListenerSet"
+                    and (p.namespace or route.namespace, p.name) in owned_sets
+                )
+            )
         ]
         if not ours:
             continue

@@ -93,10 +93,12 @@ def build_cluster(
     *,
     endpoints: tuple[ir.Endpoint, ...] = (),
     stats: ir.ClusterStats = _NO_CLUSTER_STATS,
+    client_certificate: str | None = None,
 ) -> cluster_pb2.Cluster:
     """The Cluster; ``endpoints`` are used only by clusters that carry them inline
     (:func:`inline_endpoints`). ``stats`` turns on Envoy's optional per-endpoint and
-    request/response size stats.
+    request/response size stats. ``client_certificate``: the SDS secret a TLS cluster
+    presents to its backend (the Gateway's ``spec.tls.backend``).
     """
     out = _base(cluster.name)
     if stats.per_endpoint:
@@ -118,17 +120,26 @@ def build_cluster(
     if cluster.tls is not None:
         out.transport_socket.name = "envoy.transport_sockets.tls"
         out.transport_socket.typed_config.Pack(
-            _upstream_tls(cluster.tls, http2=cluster.protocol is ir.AppProtocol.HTTP2),
+            _upstream_tls(
+                cluster.tls,
+                http2=cluster.protocol is ir.AppProtocol.HTTP2,
+                client_certificate=client_certificate,
+            ),
             deterministic=True,
         )
     return out
 
 
-def _upstream_tls(tls: ir.UpstreamTLS, *, http2: bool) -> tls_pb2.UpstreamTlsContext:
+def _upstream_tls(
+    tls: ir.UpstreamTLS, *, http2: bool, client_certificate: str | None
+) -> tls_pb2.UpstreamTlsContext:
     """TLS as a BackendTLSPolicy asks: SNI, a CA to chain to, and the names the backend's
     certificate must carry (the SNI hostname unless the policy lists its own)."""
     context = tls_pb2.UpstreamTlsContext(sni=tls.sni)
     common = context.common_tls_context
+    if client_certificate is not None:
+        sds = common.tls_certificate_sds_secret_configs.add(name=client_certificate)
+        set_ads(sds.sds_config)
     if http2:
         common.alpn_protocols.append("h2")  # HTTP/2 over TLS is negotiated, not assumed
     validation = common.validation_context

@@ -24,7 +24,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.filters.udp.udp_proxy.v3 import route_pb2 as udp_route_pb2
 from envoy.extensions.filters.udp.udp_proxy.v3 import udp_proxy_pb2
-from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 
 from egobs import ir
 
@@ -69,6 +69,7 @@ _TLS_INSPECTOR = pack(tls_inspector_pb2.TlsInspector())
 class TLSPlan:
     certificates: tuple[str, ...]  # SDS secret names
     alpn_protocols: tuple[str, ...]
+    client_validation: ir.ClientValidation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +252,11 @@ def _plan_stream(out: Plan, group: _Port, port: int) -> None:
         server_names = names.claim(lis.hostnames)
         if server_names is None:
             continue  # every hostname is served by an earlier listener on this port
-        tls = TLSPlan(tuple(c.name for c in lis.tls.certificates), lis.tls.alpn_protocols)
+        tls = TLSPlan(
+            tuple(c.name for c in lis.tls.certificates),
+            lis.tls.alpn_protocols,
+            lis.tls.client_validation,
+        )
         tls_chains.append(
             HTTPChain(
                 lis.name,
@@ -418,6 +423,18 @@ def _downstream_tls(tls: TLSPlan) -> tls_pb2.DownstreamTlsContext:
         sds.name = name
         set_ads(sds.sds_config)
     common.alpn_protocols.extend(tls.alpn_protocols)
+    validation = tls.client_validation
+    if validation is not None:
+        context = common.validation_context
+        context.trusted_ca.inline_string = validation.ca_pem
+        # Set either way: Envoy warns that its default (not required) will change.
+        out.require_client_certificate.value = not validation.insecure_fallback
+        if validation.insecure_fallback:
+            # AllowInsecureFallback: a certificate that does not verify, or none, still
+            # gets in (the backend may look at what was presented).
+            context.trust_chain_verification = (
+                common_pb2.CertificateValidationContext.ACCEPT_UNTRUSTED
+            )
     return out
 
 

@@ -107,6 +107,7 @@ class _Cache:
     ir_clusters: dict[str, ir.Cluster] = field(default_factory=dict)
     result: ResourceSet | None = None
     cluster_stats: ir.ClusterStats = field(default_factory=ir.ClusterStats)
+    client_certificate: str | None = None  # the SDS name TLS clusters present
     virtual_host_stats: bool = False
     route_stats: bool = False
     blackhole: cluster_pb2.Cluster | None = None
@@ -180,8 +181,12 @@ class Translator:
         cluster_msgs: dict[str, cluster_pb2.Cluster] = {}
         assignments: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
         new.cluster_stats = gateway.cluster_stats
-        if old.cluster_stats != new.cluster_stats:
-            old.clusters = {}  # every cluster carries the stats options
+        new.client_certificate = _client_certificate(gateway)
+        if (old.cluster_stats, old.client_certificate) != (
+            new.cluster_stats,
+            new.client_certificate,
+        ):
+            old.clusters = {}  # every cluster carries the stats options (TLS ones the name)
         rows = {row.cluster: row for row in gateway.endpoints}
         for name, cluster in clusters.items():
             row = rows.get(name)
@@ -191,7 +196,10 @@ class Translator:
             msg = old.clusters.pop(key, None)
             if msg is None:
                 msg = new.clusters.get(key) or build_cluster(
-                    cluster, endpoints=endpoints, stats=gateway.cluster_stats
+                    cluster,
+                    endpoints=endpoints,
+                    stats=gateway.cluster_stats,
+                    client_certificate=new.client_certificate,
                 )
                 stats["clusters_built"] += 1
             else:
@@ -222,18 +230,20 @@ class Translator:
             listeners[lp.name] = msg
 
         secrets: dict[str, secret_pb2.Secret] = {}
-        for http in gateway.http:
-            if http.tls is None:
+        served = [c for http in gateway.http if http.tls is not None for c in http.tls.certificates]
+        if gateway.backend_client_certificate is not None and any(
+            c.tls is not None for c in clusters.values()
+        ):
+            served.append(gateway.backend_client_certificate)
+        for cert in served:
+            if cert.name in secrets:
                 continue
-            for cert in http.tls.certificates:
-                if cert.name in secrets:
-                    continue
-                secret = old.secrets.pop(cert, None) or new.secrets.get(cert)
-                if secret is None:
-                    secret = build_secret(cert)
-                    stats["secrets_built"] += 1
-                new.secrets[cert] = secret
-                secrets[cert.name] = secret
+            secret = old.secrets.pop(cert, None) or new.secrets.get(cert)
+            if secret is None:
+                secret = build_secret(cert)
+                stats["secrets_built"] += 1
+            new.secrets[cert] = secret
+            secrets[cert.name] = secret
 
         result = ResourceSet(
             listeners=listeners,
@@ -271,7 +281,12 @@ class Translator:
             if inline_endpoints(cluster):
                 if clusters is last.clusters:
                     clusters = dict(clusters)
-                msg = build_cluster(cluster, endpoints=row.endpoints, stats=gateway.cluster_stats)
+                msg = build_cluster(
+                    cluster,
+                    endpoints=row.endpoints,
+                    stats=gateway.cluster_stats,
+                    client_certificate=cache.client_certificate,
+                )
                 for key in [k for k in cache.clusters if k[0] == cluster]:
                     del cache.clusters[key]
                 cache.clusters[(cluster, row.endpoints)] = msg
@@ -589,6 +604,11 @@ def _same_but_endpoints(old: ir.Gateway, new: ir.Gateway) -> bool:
 
 
 _GATEWAY_FIELDS = tuple(f.name for f in dataclasses.fields(ir.Gateway) if f.name != "endpoints")
+
+
+def _client_certificate(gateway: ir.Gateway) -> str | None:
+    cert = gateway.backend_client_certificate
+    return cert.name if cert is not None else None
 
 
 def _assignment(
