@@ -62,7 +62,7 @@ def resolve_parents(
     exist get no entry: the spec leaves those to whoever can see them.
     """
     out: list[Parent] = []
-    for pref in route.spec.parent_refs:
+    for pref in _parent_refs(route, gateways):
         if pref.group != GATEWAY_GROUP:
             continue
         key = (pref.namespace or route.namespace, pref.name)
@@ -121,6 +121,27 @@ def resolve_parents(
                 f"no hostname of the route matches a selected listener of {what}",
             )
     return out
+
+
+def _parent_refs(
+    route: Route, gateways: Mapping[tuple[str, str], GatewayState]
+) -> list[ParentReference]:
+    """The route's parentRefs, then, with ``useDefaultGateways: All``, one for each default
+    Gateway of ours (``defaultScope: All``) it does not name already: GEP-3793 binds it to
+    every such Gateway, which its status shows and its spec does not."""
+    refs = list(route.spec.parent_refs)
+    if route.spec.use_default_gateways != "All":
+        return refs
+    named = {
+        (p.namespace or route.namespace, p.name)
+        for p in refs
+        if p.group == GATEWAY_GROUP and p.kind == "Gateway"
+    }
+    for key in sorted(gateways):
+        gw = gateways[key]
+        if gw.obj.spec.default_scope == "All" and key not in named:
+            refs.append(ParentReference(namespace=key[0], name=key[1]))
+    return refs
 
 
 def _no_listener_message(pref: ParentReference, what: str) -> str:

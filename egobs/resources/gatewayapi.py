@@ -948,8 +948,8 @@ def _parent_problems(refs: list[ParentReference]) -> Iterator[tuple[Loc, str]]:
 
 class CommonRouteSpec(KubeModel):
     parent_refs: list[ParentReference] = Field(default_factory=list, max_length=32)
-    # Experimental in v1.6: attach to the Gateways that take routes by default. Loaded;
-    # the translator does not apply it yet.
+    # Experimental in v1.6 (GEP-3793): All binds the route to every Gateway whose
+    # defaultScope is All, besides its parentRefs (the binding shows in status only).
     use_default_gateways: UseDefaultGateways | None = None
 
     @field_validator("parent_refs")

@@ -1425,14 +1425,27 @@ def check_translation(objects: list[Resource]) -> Translated:
                 )
             )
         ]
-        if not ours:
+        names = [p.name for p in ours]
+        if route.spec.use_default_gateways == "All":
+            # Bound to every default Gateway of ours it does not name (GEP-3793).
+            named = {
+                (p.namespace or route.namespace, p.name)
+                for p in route.spec.parent_refs
+                if p.group == GATEWAY_GROUP and p.kind == "Gateway"
+            }
+            names += [
+                key[1]
+                for key, gw in sorted(owned_gateways.items())
+                if gw.spec.default_scope == "All" and key not in named
+            ]
+        if not names:
             continue
         expected.add(route.key)
         status = result.statuses[route.key]
         parents = status["parents"]
-        assert len(parents) == len(ours), (route.ref(), parents)
-        for entry, pref in zip(parents, ours, strict=True):
-            assert entry["parentRef"]["name"] == pref.name, route.ref()
+        assert len(parents) == len(names), (route.ref(), parents)
+        for entry, name in zip(parents, names, strict=True):
+            assert entry["parentRef"]["name"] == name, route.ref()
             assert entry["controllerName"] == DEFAULT_CONTROLLER_NAME
             _check_conditions(entry["conditions"], route.metadata.generation, route.ref())
     # BackendTLSPolicies get a status when routes of ours lead to a Service they target: an
