@@ -187,8 +187,9 @@ class Backends:
             return None, Issue(R_BACKEND_NOT_FOUND, f"Service {ref} has no {transport} port {port}")
         app = (sp.app_protocol or "").lower()
         policy = self.tls_policies.for_port(svc.namespace, svc.name, sp.name)
+        l7 = route_kind in L7_KINDS
         tls = None
-        if policy is not None and route_kind != UDP_ROUTE:
+        if policy is not None and l7:
             if policy.tls is None:
                 # Neither plaintext nor unverified TLS to a backend its owner says needs a
                 # verified connection: the spec wants these requests to fail with a 5xx.
@@ -198,13 +199,19 @@ class Backends:
                     f"{policy.policy}, none of whose CA certificates resolved",
                 )
             tls = policy.tls
-        elif app in _TLS_APP_PROTOCOLS:
+        elif l7 and app in _TLS_APP_PROTOCOLS:
             return None, Issue(
                 R_UNSUPPORTED_PROTOCOL_ROUTE,
                 f"Service {ref} port {port} has appProtocol {sp.app_protocol}, which needs TLS "
                 "to the backend: a BackendTLSPolicy targeting it says how to verify it",
             )
         name = _udp(f"service/{ref}/{port}", route_kind)
+        if policy is not None and not l7 and route_kind != UDP_ROUTE:
+            # A policy is about TLS the Gateway originates for HTTP routes (the spec's
+            # extended support: HTTPRoute, GRPCRoute). What a TLS passthrough or TCP route
+            # forwards is the client's own stream: it must not be wrapped in TLS again by
+            # the HTTP routes' cluster, so it gets a cluster of its own.
+            name += "/passthrough"
         address_type = self.endpoints.service_port(name, svc, sp, transport)
         cluster = ir.Cluster(
             name=name,

@@ -32,6 +32,7 @@ GATEWAY_GROUP = "gateway.networking.k8s.io"
 CA_KEY = "ca.crt"
 
 R_CONFLICTED = "Conflicted"
+R_INVALID = "Invalid"
 R_NO_VALID_CA = "NoValidCACertificate"
 R_INVALID_CA_REF = "InvalidCACertificateRef"
 R_INVALID_KIND = "InvalidKind"
@@ -54,6 +55,7 @@ class _Checked:
 
     tls: ir.UpstreamTLS | None
     ref_problems: tuple[tuple[str, str], ...]  # (reason, message) per bad CA reference
+    invalid: str | None = None  # why the policy itself cannot be applied (Accepted=Invalid)
 
 
 class BackendTLSPolicies:
@@ -106,9 +108,11 @@ class BackendTLSPolicies:
         *,
         controller_name: str,
         conds: Conditions,
+        listener_set_gateways: Mapping[tuple[str, str], tuple[str, str]],
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """Each policy's status: an ancestor entry per Gateway (of ours) whose routes
-        refer to a Service the policy targets."""
+        """Each policy's status: an ancestor entry per Gateway of ours that accepted a
+        route (directly, or through one of its ListenerSets) referring to a Service the
+        policy targets. ``listener_set_gateways``: the Gateway of each ListenerSet."""
         targeted = self._targets.keys()
         ancestors: dict[tuple[str, str], set[tuple[str, str]]] = {}
         for route in _routes(resources):
@@ -122,12 +126,16 @@ class BackendTLSPolicies:
             status = route_statuses.get(route.key)
             if status is None:
                 continue
-            parents = {
-                (p["parentRef"].get("namespace", route.namespace), p["parentRef"]["name"])
-                for p in status.get("parents", ())
-                if p.get("controllerName") == controller_name
-                and p["parentRef"].get("kind", "Gateway") == "Gateway"
-            }
+            parents: set[tuple[str, str]] = set()
+            for p in status.get("parents", ()):
+                if p.get("controllerName") != controller_name or not _accepted(p):
+                    continue
+                ref = p["parentRef"]
+                key = (ref.get("namespace", route.namespace), ref["name"])
+                if ref.get("kind", "Gateway") == "Gateway":
+                    parents.add(key)
+                elif ref.get("kind") == "ListenerSet" and key in listener_set_gateways:
+                    parents.add(listener_set_gateways[key])
             for ref in refs:
                 ancestors.setdefault(ref, set()).update(parents)
         out: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -166,6 +174,8 @@ class BackendTLSPolicies:
             accepted = conds.make(
                 ACCEPTED, False, R_CONFLICTED, "; ".join(self._conflicted[name]), gen
             )
+        elif checked.invalid is not None:
+            accepted = conds.make(ACCEPTED, False, R_INVALID, checked.invalid, gen)
         elif checked.tls is None:
             accepted = conds.make(
                 ACCEPTED, False, R_NO_VALID_CA, "no CA certificate reference resolved", gen
@@ -203,14 +213,11 @@ def _check(
     name = f"{policy.namespace}/{policy.name}"
     if validation.well_known_ca_certificates is not None:
         if validation.well_known_ca_certificates != "System":
-            problems.append(
-                (
-                    R_INVALID_KIND,
-                    f"wellKnownCACertificates {validation.well_known_ca_certificates} is not "
-                    "supported (only System)",
-                )
+            why = (
+                f"wellKnownCACertificates {validation.well_known_ca_certificates} is not "
+                "supported (only System)"
             )
-            return _Checked(None, tuple(problems))
+            return _Checked(None, tuple(problems), invalid=why)
         tls = ir.UpstreamTLS(validation.hostname, None, sans, name)
         return _Checked(tls, tuple(problems))
     if not bundle:
@@ -247,10 +254,16 @@ def _ca_ref(
 
 
 def _routes(resources: Resources) -> Iterable[Any]:
+    """The routes a policy applies to (HTTP ones: L4 routes forward the client's stream)."""
     yield from resources.http_routes
     yield from resources.grpc_routes
-    yield from resources.tls_routes
-    yield from resources.tcp_routes
+
+
+def _accepted(parent: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == ACCEPTED and c.get("status") == "True"
+        for c in parent.get("conditions", ())
+    )
 
 
 def _service_refs(route: Any) -> Iterable[Any]:

@@ -796,6 +796,7 @@ class _Claims:
 
     def __init__(self) -> None:
         self.families: dict[tuple[int, str], str] = {}
+        self.protocols: dict[tuple[int, str], set[str]] = {}
         self.hostnames: set[tuple[int, str, str]] = set()
 
     def claim(self, ls: ListenerState) -> None:
@@ -804,6 +805,7 @@ class _Claims:
         transport = "UDP" if ls.protocol == "UDP" else "TCP"
         family = _FAMILY[ls.protocol]
         self.families.setdefault((ls.port, transport), family)
+        self.protocols.setdefault((ls.port, transport), set()).add(ls.protocol)
         self.hostnames.add((ls.port, family, ls.hostname or ""))
 
     def conflict(self, ls: ListenerState) -> Issue | None:
@@ -813,7 +815,9 @@ class _Claims:
         held = self.families.get((ls.port, transport))
         if held is None:
             return None
-        if held != family:
+        # HTTPS and TLS share a port within a Gateway; a ListenerSet's listener does not
+        # bring the other one to a port (the conformance tests want a ProtocolConflict).
+        if held != family or ls.protocol not in self.protocols[(ls.port, transport)]:
             return Issue(
                 R_PROTOCOL_CONFLICT,
                 f"port {ls.port} is already used with another protocol by a listener "

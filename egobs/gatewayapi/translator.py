@@ -666,6 +666,7 @@ class _Translation:
         self.gateways: dict[tuple[str, str], GatewayState] = {}
         # ListenerSets whose parentRef names a Gateway of ours, by namespace and name.
         self.listener_sets: dict[tuple[str, str], ListenerSetState] = {}
+        self.policy_status_keys: set[StatusKey] = set()  # BackendTLSPolicy statuses given
         self.listeners: list[ListenerState] = []  # every listener, in a stable order
         self.ordinals: dict[int, int] = {}  # id(ListenerState) -> index in listeners
         self.sorted_entries: dict[int, list[RouteEntry]] = {}
@@ -889,16 +890,25 @@ class _Translation:
     def _result(self) -> Result:
         gateways: dict[str, ir.Gateway] = {}
         proxies: dict[str, ir.Proxy] = {}
+        # A patched run starts from the last statuses: a policy that lost its last
+        # ancestor must lose the status the last run gave it.
+        for key in self.policy_status_keys:
+            self.statuses.pop(key, None)
+        self.policy_status_keys = set()
         policies = self.backends.tls_policies
         if policies:  # their ancestors are the Gateways of the routes using their Services
-            self.statuses.update(
-                policies.statuses(
-                    self.resources,
-                    self.statuses,
-                    controller_name=self.controller,
-                    conds=self.conds,
-                )
+            found = policies.statuses(
+                self.resources,
+                self.statuses,
+                controller_name=self.controller,
+                conds=self.conds,
+                listener_set_gateways={
+                    key: (lset.gateway.obj.namespace, lset.gateway.obj.name)
+                    for key, lset in self.listener_sets.items()
+                },
             )
+            self.statuses.update(found)
+            self.policy_status_keys = set(found)
         counts = self.cluster_counts
         fresh = counts is None
         if counts is None:

@@ -573,7 +573,8 @@ class _SotwStream(_Stream):
 
     def _endpoints_resent(self, clusters: list[str]) -> None:
         eds = self._types.get(ENDPOINT_TYPE)
-        if clusters and eds is not None:
+        # Only clusters with assignments (EDS ones, which Envoy asks endpoints for).
+        if eds is not None and not eds.names.isdisjoint(clusters):
             eds.sent_version = None  # the same assignments go out again
 
     def _holds(self, st: _TypeState, final: Mapping[str, Packed]) -> bool:
@@ -686,9 +687,14 @@ class _DeltaStream(_Stream):
 
     def _endpoints_resent(self, clusters: list[str]) -> None:
         eds = self._types.get(ENDPOINT_TYPE)
-        if eds is not None:
-            for name in clusters:
-                eds.known.pop(name, None)
+        if eds is None:
+            return
+        for name in clusters:
+            eds.known.pop(name, None)
+            # An assignment in flight would be taken as held when its ACK arrives, which
+            # Envoy gives before it re-creates the cluster: send it again after that too.
+            if eds.pending is not None:
+                eds.pending.updates.pop(name, None)
 
     def _holds(self, st: _TypeState, final: Mapping[str, Packed]) -> bool:
         if len(st.known) != len(final):

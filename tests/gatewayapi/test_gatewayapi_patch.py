@@ -127,3 +127,19 @@ def test_a_failing_patch_leaves_no_half_state(monkeypatch: pytest.MonkeyPatch) -
         t.translate(res2, now=NOW)
     monkeypatch.undo()
     assert t.translate(res2, now=NOW) == gatewayapi.translate(res2, now=NOW)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name.removesuffix(".in.yaml"))
+def test_removing_and_readding_each_route_equals_a_full_translation(case: Path) -> None:
+    """Statuses that depend on which routes exist besides the routes' own (BackendTLSPolicy
+    ancestors, attachedRoutes of ListenerSet listeners) follow one route going and coming
+    back on the patch path, as a full translation has them."""
+    objs = list(load_paths([case]))
+    for i, obj in enumerate(objs):
+        if not isinstance(obj, HTTPRoute):
+            continue
+        translator = gatewayapi.Translator()
+        translator.translate(Resources.of(objs), now=NOW)
+        for step in (objs[:i] + objs[i + 1 :], objs):
+            got = translator.translate(Resources.of(step), now=NOW)
+            assert got == gatewayapi.translate(Resources.of(step), now=NOW), obj.name

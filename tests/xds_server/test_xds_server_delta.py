@@ -274,3 +274,31 @@ def test_an_updated_cluster_gets_its_unchanged_endpoints_again() -> None:
             await client.expect_nothing()
 
     run(scenario())
+
+
+def test_an_updated_cluster_gets_its_endpoints_even_when_they_were_in_flight() -> None:
+    """The cluster changes while an update of its endpoints waits for its ACK: Envoy ACKs
+    that update for the old cluster, then re-creates the cluster, which needs them again."""
+
+    async def scenario() -> None:
+        cache = SnapshotCache()
+        cache.set_snapshot(GW, three_clusters())
+        async with running(cache) as server:
+            client = DeltaClient(server.port, GW)
+            await sync(client, ["a", "b", "c"])
+            cache.set_snapshot(GW, three_clusters(b_port=2002))
+            eds = await client.recv()
+            assert eds.type_url == E and delta_names(eds) == ["b"]
+            changed = three_clusters(b_port=2002)
+            changed.clusters["b"].connect_timeout.seconds = 7
+            cache.set_snapshot(GW, changed)
+            cds = await client.recv()
+            assert cds.type_url == C and delta_names(cds) == ["b"]
+            await client.ack(eds)
+            again = await client.recv()
+            assert again.type_url == E and delta_names(again) == ["b"]
+            await client.ack(again)
+            await client.ack(cds)
+            await client.expect_nothing()
+
+    run(scenario())
