@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from egobs.resources._base import KubeModel, PortNumber, Resource
+from egobs.resources._base import KubeModel, Loc, PortNumber, Resource, refuse
 
 
 class Namespace(Resource):
@@ -89,7 +89,9 @@ class EndpointSlice(Resource):
     @model_validator(mode="after")
     def _owned_by_service(self) -> EndpointSlice:
         if SERVICE_NAME_LABEL not in self.metadata.labels:
-            raise ValueError(f"metadata.labels must carry {SERVICE_NAME_LABEL} naming the Service")
+            # Named at the labels when there are some, else at metadata (where they go).
+            where: Loc = ("metadata", "labels") if self.metadata.labels else ("metadata",)
+            refuse([(where, f"must carry the label {SERVICE_NAME_LABEL} naming the Service")])
         return self
 
     @property
@@ -137,11 +139,13 @@ class ConfigMap(Resource):
 
 
 def _check_base64(values: dict[str, str], field: str) -> None:
+    problems: list[tuple[Loc, str]] = []
     for key, value in values.items():
         try:
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError(f"{field}[{key!r}] is not valid base64") from None
+            problems.append(((field, key), "is not valid base64"))
+    refuse(problems)
 
 
 Labels = Annotated[dict[str, str], Field(default_factory=dict)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import stat
@@ -208,13 +209,27 @@ class Resources:
         return res
 
 
-def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+# A mapping key written plainly in a field path; any other is quoted: ``spec[""]``,
+# ``data["tls.crt"]``.
+_PLAIN_KEY = re.compile(r"[^.\[\]\"\s]+")
+
+
+def _loc_to_path(loc: tuple[int | str, ...], *, key_last: bool = False) -> str:
+    """A field path in the loader's notation. ``key_last``: the last part is a mapping key
+    even when YAML made it a number (``3: x``), as in an unknown-field error."""
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if part == "[key]":  # pydantic's mark of a bad map key: the path names the key already
             continue
-        if isinstance(part, int):
+        if isinstance(part, bool) or (key_last and i == len(loc) - 1 and isinstance(part, int)):
+            # A YAML key such as true or 3, named as written.
+            out += (
+                "[" + json.dumps(str(part).lower() if isinstance(part, bool) else str(part)) + "]"
+            )
+        elif isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            out += "[" + json.dumps(part) + "]"
         elif not out:
             out = part
         else:
@@ -241,8 +256,22 @@ def validation_errors(
             msg = msg[len("Value error, ") :]
         if err["type"] not in _PYDANTIC_MESSAGES and err["type"] not in _OWN_MESSAGES:
             msg = f"{msg} (got {_short(err.get('input'))})"
-        errors.append(ResourceError(source, msg, ref, _loc_to_path(loc)))
+        if err["type"] == "invalid_key" and loc:
+            # A mapping key that is no string (YAML's true, 3): named as written (pydantic
+            # puts it in the location as a number, like a list index).
+            key = json.dumps(_yaml_text(err.get("input")))
+            path = f"{_loc_to_path(loc[:-1])}[{key}]"
+        else:
+            path = _loc_to_path(loc, key_last=err["type"] == "extra_forbidden")
+        errors.append(ResourceError(source, msg, ref, path))
     return errors
+
+
+def _yaml_text(value: object) -> str:
+    """A scalar as YAML writes it (what the document's key node holds)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
 
 
 # Pydantic puts the union member's type name into error locations; they mean nothing to users.
@@ -429,14 +458,16 @@ def _field_lines(root: yaml.Node) -> dict[FieldPath, int]:
     return lines
 
 
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_PATH_PART = re.compile(r'([^.\[\]"]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
 
 
 def _field_line(lines: dict[FieldPath, int], field_path: str) -> int | None:
-    """The line of ``field_path`` (``spec.rules[0].matches``), or of its nearest parent that
-    is in the document (a missing field is reported at the mapping that lacks it)."""
+    """The line of ``field_path`` (``spec.rules[0].matches``, ``data["tls.crt"]``), or of
+    its nearest parent that is in the document (a missing field is reported at the mapping
+    that lacks it)."""
     parts: list[str | int] = [
-        int(index) if index else name for name, index in _PATH_PART.findall(field_path)
+        int(index) if index else json.loads(quoted) if quoted else name
+        for name, index, quoted in _PATH_PART.findall(field_path)
     ]
     while parts:
         line = lines.get(tuple(parts))

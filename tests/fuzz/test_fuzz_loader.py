@@ -4,7 +4,7 @@ document and line, and (where the document says which object it is) the object a
 
 README "Guarantees": bounded input, precise errors, never a traceback. The last tests are
 crashes and gaps the fuzzing found, each kept as an explicit example and marked
-``xfail(strict=True)`` until egobs is fixed (then the mark must go).
+``xfail(strict=True)`` until egobs is fixed (then the mark must go; none is left).
 """
 
 from __future__ import annotations
@@ -175,9 +175,10 @@ def test_malformed_yaml_names_its_document_and_line(text: str, doc: int) -> None
     assert "\n" not in str(err) and "<unicode string>" not in str(err), str(err)
 
 
-# Gap 2: validators of a whole object report no field path (and so the document's first
-# line): the message names the field, the error's field and line do not.
-@pytest.mark.xfail(strict=True, reason="object-level validator errors have no field path")
+# Regression, gap 2 (fixed: rules on a whole object name the field they are about):
+# validators of a whole object reported no field path, and so the document's first line.
+
+
 @pytest.mark.parametrize(
     ("text", "field"),
     [
@@ -196,9 +197,11 @@ def test_object_level_errors_name_their_field(text: str, field: str) -> None:
     assert err.field_path.startswith(field) and err.source.line > 1, str(err)
 
 
-# Gap 4: a mapping key that is empty or not a string gets an empty or misleading field path
-# and the line of its parent (an unknown key '' is "spec.", true is "spec[1]", 3 "spec[3]").
-@pytest.mark.xfail(strict=True, reason="empty and non-string keys get empty or index-like paths")
+# Regression, gap 4 (fixed: such keys are quoted, spec[""], spec["true"], spec["3"]): a
+# mapping key that is empty or not a string got an empty or index-like field path and the
+# line of its parent.
+
+
 @pytest.mark.parametrize("key", ["''", "true", "3"])
 def test_odd_keys_are_named(key: str) -> None:
     text = f"apiVersion: v1\nkind: Service\nmetadata: {{name: a}}\nspec:\n  {key}: x\n"

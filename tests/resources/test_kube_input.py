@@ -212,7 +212,7 @@ def test_routes_are_ordered_by_creation_time_not_by_its_text() -> None:
 
 def test_label_and_annotation_keys_and_values_are_checked() -> None:
     errs = _errors(_route(meta='name: r, labels: {"bad key": x, ok: "-bad-value-"}'))
-    assert any("metadata.labels.bad key: invalid key 'bad key'" in e for e in errs), errs
+    assert any("""metadata.labels["bad key"]: invalid key 'bad key'""" in e for e in errs), errs
     assert any("metadata.labels.ok: invalid label value '-bad-value-'" in e for e in errs), errs
     errs = _errors(_route(meta='name: r, annotations: {"a/b/c": x}'))
     assert any("metadata.annotations.a/b/c: invalid key" in e for e in errs), errs
