@@ -85,7 +85,10 @@ class StatusGauges:
                         listeners[
                             (gateway, _flag(conds.get("Accepted")), _flag(conds.get("Programmed")))
                         ] += 1
-                reason = _false_reason(status.get("conditions", ()))
+                conditions = status.get("conditions", ())
+                if "ancestors" in status:  # a policy: its conditions are per ancestor
+                    conditions = [c for a in status["ancestors"] for c in a.get("conditions", ())]
+                reason = _false_reason(conditions)
                 if reason:
                     rejected[(kind, reason)] += 1
             self._routes = routes
@@ -114,7 +117,8 @@ def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily
         GaugeMetricFamily(
             "egobs_rejected_objects",
             "Objects the last translation rejected, by kind and the reason of their first "
-            "False Accepted or ResolvedRefs condition (a route: of any parent).",
+            "False Accepted or ResolvedRefs condition (a route: of any parent; a policy: of "
+            "any ancestor).",
             labels=["kind", "reason"],
         ),
     )

@@ -283,6 +283,11 @@ def test_status_gauges_count_routes_listeners_and_rejections() -> None:
             ],
         },
         ("GatewayClass", "", "other"): {"conditions": [not_allowed]},
+        ("BackendTLSPolicy", "default", "p"): {
+            "ancestors": [
+                {"conditions": [{"type": "Accepted", "status": "False", "reason": "Conflicted"}]}
+            ]
+        },
     }
     gauges = StatusGauges()
     gauges.update(statuses)
@@ -300,6 +305,7 @@ def test_status_gauges_count_routes_listeners_and_rejections() -> None:
         key("egobs_rejected_objects", kind="HTTPRoute", reason="BackendNotFound"): 1,
         key("egobs_rejected_objects", kind="HTTPRoute", reason="NotAllowedByListeners"): 1,
         key("egobs_rejected_objects", kind="GatewayClass", reason="NotAllowedByListeners"): 1,
+        key("egobs_rejected_objects", kind="BackendTLSPolicy", reason="Conflicted"): 1,
     }
     # A Gateway that is gone takes its listener series with it.
     gauges.update({k: v for k, v in statuses.items() if k[0] != "Gateway"})
