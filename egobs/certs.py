@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +45,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 if TYPE_CHECKING:  # grpc is only needed by the servers, not by certgen
     import grpc
+
+log = logging.getLogger("egobs.certs")
 
 __all__ = [
     "CA_DAYS",
@@ -140,11 +143,14 @@ def peer_gateways(auth_context: Mapping[str, Sequence[bytes]]) -> frozenset[str]
 @dataclass(frozen=True, slots=True)
 class ServerTLS:
     """What a gRPC server needs for mTLS, read and checked: its certificate chain and key
-    (PEM), and the CA that client certificates must chain to (they are required)."""
+    (PEM), and the CA that client certificates must chain to (they are required), with the
+    files they came from (re-read when they change: see :meth:`credentials`)."""
 
     cert_chain: bytes
     private_key: bytes
     client_ca: bytes
+    files: tuple[str, str, str] = ("", "", "")  # cert, key, CA
+    what: str = ""
 
     @classmethod
     def load(cls, cert_file: str, key_file: str, ca_file: str, *, what: str) -> ServerTLS:
@@ -170,17 +176,65 @@ class ServerTLS:
             ) from None
         if _public_der(key.public_key()) != _public_der(cert.public_key()):
             raise TLSFileError(f"{what}.keyFile {key_file}: not the key of {cert_file}")
-        return cls(chain, key_pem, ca)
+        return cls(chain, key_pem, ca, (cert_file, key_file, ca_file), what)
 
     def credentials(self) -> grpc.ServerCredentials:
-        """gRPC server credentials that require and verify a client certificate."""
+        """gRPC server credentials that require and verify a client certificate.
+
+        The files are looked at again before each new connection's handshake (gRPC asks):
+        a renewed certificate, key or CA is served from the next connection on, without a
+        restart; open connections keep theirs. Files that do not load (half written, a key
+        that is not the certificate's) leave the last good ones in use, with a warning.
+        """
         import grpc
 
-        return grpc.ssl_server_credentials(
-            [(self.private_key, self.cert_chain)],
-            root_certificates=self.client_ca,
-            require_client_auth=True,
+        return grpc.dynamic_ssl_server_credentials(
+            _configuration(self), _Rotation(self), require_client_authentication=True
         )
+
+
+def _configuration(tls: ServerTLS) -> grpc.ServerCertificateConfiguration:
+    import grpc
+
+    return grpc.ssl_server_certificate_configuration(
+        [(tls.private_key, tls.cert_chain)], root_certificates=tls.client_ca
+    )
+
+
+class _Rotation:
+    """Called by gRPC before each handshake: a new configuration when the files changed
+    (by modification time, size or inode, so an atomic rename counts), else None."""
+
+    def __init__(self, tls: ServerTLS) -> None:
+        self._tls = tls
+        self._seen = _stamps(tls.files)
+
+    def __call__(self) -> grpc.ServerCertificateConfiguration | None:
+        stamps = _stamps(self._tls.files)
+        if stamps == self._seen:
+            return None
+        self._seen = stamps
+        cert_file, key_file, ca_file = self._tls.files
+        try:
+            fresh = ServerTLS.load(cert_file, key_file, ca_file, what=self._tls.what)
+        except TLSFileError as exc:
+            log.warning("%s: keeping the certificate in use: %s", self._tls.what, exc)
+            return None
+        self._tls = fresh
+        log.info("%s: serving the certificate of %s from now on", fresh.what, cert_file)
+        return _configuration(fresh)
+
+
+def _stamps(files: Iterable[str]) -> tuple[tuple[int, int, int], ...]:
+    out = []
+    for path in files:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append((0, 0, 0))
+            continue
+        out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(out)
 
 
 def _read(field: str, path: str) -> bytes:
