@@ -30,9 +30,16 @@ KIND_ALIASES: dict[str, str] = {
     "tlsroutes": "TLSRoute",
     "udproute": "UDPRoute",
     "udproutes": "UDPRoute",
+    "listenerset": "ListenerSet",
+    "listenersets": "ListenerSet",
+    "lset": "ListenerSet",
+    "backendtlspolicy": "BackendTLSPolicy",
+    "backendtlspolicies": "BackendTLSPolicy",
+    "btlspolicy": "BackendTLSPolicy",
 }
 KIND_HELP = (
-    "all, gatewayclass (gc), gateway (gtw), httproute, grpcroute, tcproute, tlsroute, udproute"
+    "all, gatewayclass (gc), gateway (gtw), listenerset (lset), httproute, grpcroute, "
+    "tcproute, tlsroute, udproute, backendtlspolicy (btlspolicy)"
 )
 CLUSTER_SCOPED = frozenset({"GatewayClass"})
 
@@ -130,7 +137,8 @@ def is_problem(cond: dict[str, Any]) -> bool:
 
 
 def _conditions(status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(scope, condition) pairs: the object's own, each listener's, each route parent's."""
+    """(scope, condition) pairs: the object's own, each listener's, each route parent's,
+    each policy ancestor's."""
     out: list[tuple[str, dict[str, Any]]] = []
     for cond in status.get("conditions", []):
         out.append(("", cond))
@@ -139,10 +147,17 @@ def _conditions(status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             out.append((f"listener/{lis.get('name', '?')}", cond))
     for parent in status.get("parents", []):
         ref = parent.get("parentRef", {})
-        scope = f"parent {ref.get('namespace', '')}/{ref.get('name', '?')}"
+        kind = ref.get("kind", "Gateway")
+        shown_kind = "" if kind == "Gateway" else f"{kind} "
+        scope = f"parent {shown_kind}{ref.get('namespace', '')}/{ref.get('name', '?')}"
         if ref.get("sectionName"):
             scope += f"/{ref['sectionName']}"
         for cond in parent.get("conditions", []):
+            out.append((scope, cond))
+    for ancestor in status.get("ancestors", []):  # policies (BackendTLSPolicy)
+        ref = ancestor.get("ancestorRef", {})
+        scope = f"ancestor {ref.get('namespace', '')}/{ref.get('name', '?')}"
+        for cond in ancestor.get("conditions", []):
             out.append((scope, cond))
     return out
 
@@ -150,11 +165,13 @@ def _conditions(status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 _KIND_ORDER = (
     "GatewayClass",
     "Gateway",
+    "ListenerSet",
     "HTTPRoute",
     "GRPCRoute",
     "TLSRoute",
     "TCPRoute",
     "UDPRoute",
+    "BackendTLSPolicy",
 )
 
 

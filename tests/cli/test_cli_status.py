@@ -199,6 +199,8 @@ def test_kinds_accept_plural_short_and_any_case() -> None:
     assert resolve_kind("HTTPRoute") == resolve_kind("httproutes") == "HTTPRoute"
     for kind in ("GRPCRoute", "TCPRoute", "TLSRoute", "UDPRoute"):
         assert resolve_kind(kind.lower()) == kind
+    assert resolve_kind("lset") == resolve_kind("ListenerSets") == "ListenerSet"
+    assert resolve_kind("btlspolicy") == resolve_kind("backendtlspolicies") == "BackendTLSPolicy"
     assert resolve_kind("ALL") is None
     with pytest.raises(KeyError):
         resolve_kind("route")
@@ -468,3 +470,48 @@ def test_version_without_envoy(monkeypatch: pytest.MonkeyPatch) -> None:
         "prometheus-client",
     }
     assert all(doc["libraries"].values())
+
+
+def test_policy_ancestors_and_listenerset_parents_are_shown() -> None:
+    problem = {"type": "Accepted", "status": "False", "reason": "Conflicted", "message": "older"}
+    fine = {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok"}
+    doc = {
+        "resources": [
+            {
+                "kind": "BackendTLSPolicy",
+                "namespace": "default",
+                "name": "p",
+                "status": {
+                    "ancestors": [
+                        {
+                            "ancestorRef": {"namespace": "default", "name": "eg"},
+                            "conditions": [problem],
+                        }
+                    ]
+                },
+            },
+            {
+                "kind": "HTTPRoute",
+                "namespace": "default",
+                "name": "r",
+                "status": {
+                    "parents": [
+                        {
+                            "parentRef": {
+                                "kind": "ListenerSet",
+                                "namespace": "default",
+                                "name": "team",
+                            },
+                            "conditions": [fine],
+                        }
+                    ]
+                },
+            },
+        ],
+        "proxies": [],
+    }
+    shown = {(r[0], r[3], r[4], r[6]) for r in rows(render(doc))[1:]}
+    assert ("BackendTLSPolicy", "ancestor default/eg", "Accepted", "Conflicted") in shown
+    assert ("HTTPRoute", "parent ListenerSet default/team", "Accepted", "Accepted") in shown
+    kinds = [r[0] for r in rows(render(doc))[1:] if r and r[0] in ("HTTPRoute", "BackendTLSPolicy")]
+    assert kinds == ["HTTPRoute", "BackendTLSPolicy"]
