@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic.alias_generators import to_camel
 
@@ -37,6 +35,7 @@ from egobs.infra.binding import HostBinding
 from egobs.infra.host import ProxyStatus as InfraStatus
 from egobs.listen import ListenError
 from egobs.resources import ResourceError
+from egobs.telemetry.logging import http_logger
 from egobs.telemetry.metrics import REGISTRY
 from egobs.xds.dump import config_dump
 from egobs.xds.rejections import Rejection
@@ -244,31 +243,9 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
-class _OneLineBadRequests(logging.Filter):
-    """aiohttp answers a malformed request (garbage, a port scan, a header line too long)
-    with a 400 naming the problem, then logs it with its full traceback at ERROR: one
-    client could fill the log. Such a record becomes one DEBUG line; a handler's own
-    failure (a 500) keeps its traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, HttpProcessingError):
-            return True
-        # The message quotes what the client sent: one line, printable, bounded.
-        text = " ".join(str(exc.message).split())[:200]
-        reason = "".join(c if c.isprintable() else "?" for c in text)
-        record.msg = f"{record.msg}: %s %s"
-        record.args = (*(record.args if isinstance(record.args, tuple) else ()), exc.code, reason)
-        record.exc_info = record.exc_text = None
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        # The logger let the record through as an ERROR; it is a DEBUG now.
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-
-
 # What aiohttp logs about the admin server's requests, under egobs's name (so
 # telemetry.logging.components can set its level) and one line per bad request.
-_http_log = logging.getLogger("egobs.admin.http")
-_http_log.addFilter(_OneLineBadRequests())
+_http_log = http_logger("egobs.admin.http")
 
 
 @dataclasses.dataclass

@@ -35,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from egobs.certs import ServerTLS, peer_gateways
 from egobs.listen import ListenError, check_listen
+from egobs.telemetry.logging import http_logger
 
 from .config import SinkConfig
 from .jsonl import JsonlWriter
@@ -230,7 +231,7 @@ class Sink:
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/healthz", self._health_handler)
         app.router.add_get("/readyz", self._ready_handler)
-        self._http = web.AppRunner(app, access_log=None)
+        self._http = web.AppRunner(app, access_log=None, logger=http_logger("egobs.sink.http"))
         await self._http.setup()
         address, port = self.config.metrics.address, self.config.metrics.port
         site = web.TCPSite(self._http, address, port)

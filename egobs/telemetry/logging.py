@@ -16,7 +16,15 @@ from typing import Any, TextIO
 
 from opentelemetry import trace
 
-__all__ = ["RECENT", "ConsoleFormatter", "JsonFormatter", "RecentLogs", "setup_logging"]
+__all__ = [
+    "RECENT",
+    "ConsoleFormatter",
+    "JsonFormatter",
+    "OneLineBadRequests",
+    "RecentLogs",
+    "http_logger",
+    "setup_logging",
+]
 
 _LEVELS = {
     "trace": logging.DEBUG,
@@ -123,3 +131,36 @@ def setup_logging(
     root.setLevel(level_of(level))
     for name, comp_level in (components or {}).items():
         logging.getLogger(name).setLevel(level_of(comp_level))
+
+
+class OneLineBadRequests(logging.Filter):
+    """aiohttp answers a malformed request (garbage, a port scan, a header line too long)
+    with a 400 naming the problem, then logs it with its full traceback at ERROR: one
+    client could fill the log. Such a record becomes one DEBUG line; a handler's own
+    failure (a 500) keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Imported here: aiohttp costs ~10 MiB, and only its servers log such records.
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        # The message quotes what the client sent: one line, printable, bounded.
+        text = " ".join(str(exc.message).split())[:200]
+        reason = "".join(c if c.isprintable() else "?" for c in text)
+        record.msg = f"{record.msg}: %s %s"
+        record.args = (*(record.args if isinstance(record.args, tuple) else ()), exc.code, reason)
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # The logger let the record through as an ERROR; it is a DEBUG now.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def http_logger(name: str) -> logging.Logger:
+    """The logger for what aiohttp logs about one of egobs's HTTP servers: under egobs's
+    name (so ``telemetry.logging.components`` sets its level), one line per bad request."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, OneLineBadRequests) for f in logger.filters):
+        logger.addFilter(OneLineBadRequests())
+    return logger

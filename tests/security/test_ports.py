@@ -399,3 +399,44 @@ def test_an_echo_port_in_use_is_one_line(command: str) -> None:
     assert "Traceback" not in proc.stderr
     name = "a" if command == "echo" else "echo-a"
     assert f"echo {name}: cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr
+
+
+def test_sink_metrics_answers_garbage_with_400_and_one_log_line(tmp_path: Path) -> None:
+    """The same of `egobs sink`'s /metrics port: 400s, one debug line each, no traceback."""
+    metrics_port = unused_port()
+    log_path = tmp_path / "sink.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "egobs.cli",
+                "sink",
+                "--port",
+                "0",
+                "--metrics-port",
+                str(metrics_port),
+                "--log-level",
+                "debug",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        try:
+
+            def healthy() -> bool:
+                assert proc.poll() is None, log_path.read_text()
+                return _get(metrics_port, "/healthz") == 200
+
+            wait_until(healthy, timeout=30, what="egobs sink /healthz")
+            for data in GARBAGE:
+                answer = _raw(metrics_port, data)
+                assert answer == b"" or answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+            assert _get(metrics_port, "/healthz") == 200
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    text = log_path.read_text(errors="replace")
+    assert "Traceback" not in text, text
+    assert "Error handling request" in text, text
