@@ -312,16 +312,14 @@ GARBAGE = [
 ]
 
 
-def test_admin_answers_garbage_with_400_and_one_log_line(tmp_path: Path) -> None:
-    """`egobs serve` at debug level: each malformed request is answered 400 and logged as
-    one debug line, never with a traceback (aiohttp logs one at ERROR by itself). In a
-    child process: see :func:`_child`."""
-    admin_port = unused_port()
-    config = _serve_config(tmp_path, xds_port=0, admin_port=admin_port)
-    log_path = tmp_path / "serve.log"
+def _garbage_log(args: list[str], port: int, tmp_path: Path, what: str) -> str:
+    """Run ``egobs ARGS`` (a server answering /healthz on ``port``) at debug level, send it
+    every GARBAGE request, check each is answered 400 (or the connection closed) and the
+    server stays healthy; return what it logged."""
+    log_path = tmp_path / f"{what.split()[-1]}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "egobs.cli", "serve", "-c", str(config), "--log-level", "debug"],
+            [sys.executable, "-m", "egobs.cli", *args, "--log-level", "debug"],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
@@ -330,17 +328,26 @@ def test_admin_answers_garbage_with_400_and_one_log_line(tmp_path: Path) -> None
 
             def healthy() -> bool:
                 assert proc.poll() is None, log_path.read_text()
-                return _get(admin_port, "/healthz") == 200
+                return _get(port, "/healthz") == 200
 
-            wait_until(healthy, timeout=30, what="egobs serve /healthz")
+            wait_until(healthy, timeout=30, what=f"{what} /healthz")
             for data in GARBAGE:
-                answer = _raw(admin_port, data)
+                answer = _raw(port, data)
                 assert answer == b"" or answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
-            assert _get(admin_port, "/healthz") == 200
+            assert _get(port, "/healthz") == 200
         finally:
             proc.terminate()
             proc.wait(15)
-    text = log_path.read_text(errors="replace")
+    return log_path.read_text(errors="replace")
+
+
+def test_admin_answers_garbage_with_400_and_one_log_line(tmp_path: Path) -> None:
+    """`egobs serve` at debug level: each malformed request is answered 400 and logged as
+    one debug line, never with a traceback (aiohttp logs one at ERROR by itself). In a
+    child process: see :func:`_child`."""
+    admin_port = unused_port()
+    config = _serve_config(tmp_path, xds_port=0, admin_port=admin_port)
+    text = _garbage_log(["serve", "-c", str(config)], admin_port, tmp_path, "egobs serve")
     assert "Traceback" not in text, text
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert not [e for e in lines if e["level"] in ("error", "critical")], text
@@ -404,39 +411,7 @@ def test_an_echo_port_in_use_is_one_line(command: str) -> None:
 def test_sink_metrics_answers_garbage_with_400_and_one_log_line(tmp_path: Path) -> None:
     """The same of `egobs sink`'s /metrics port: 400s, one debug line each, no traceback."""
     metrics_port = unused_port()
-    log_path = tmp_path / "sink.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "egobs.cli",
-                "sink",
-                "--port",
-                "0",
-                "--metrics-port",
-                str(metrics_port),
-                "--log-level",
-                "debug",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-        try:
-
-            def healthy() -> bool:
-                assert proc.poll() is None, log_path.read_text()
-                return _get(metrics_port, "/healthz") == 200
-
-            wait_until(healthy, timeout=30, what="egobs sink /healthz")
-            for data in GARBAGE:
-                answer = _raw(metrics_port, data)
-                assert answer == b"" or answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
-            assert _get(metrics_port, "/healthz") == 200
-        finally:
-            proc.terminate()
-            proc.wait(15)
-    text = log_path.read_text(errors="replace")
+    args = ["sink", "--port", "0", "--metrics-port", str(metrics_port)]
+    text = _garbage_log(args, metrics_port, tmp_path, "egobs sink")
     assert "Traceback" not in text, text
     assert "Error handling request" in text, text
