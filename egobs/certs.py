@@ -61,6 +61,7 @@ __all__ = [
     "certgen",
     "gateway_uri",
     "gateways_named",
+    "is_ip",
     "parse_gateway",
     "peer_gateways",
 ]
@@ -560,12 +561,19 @@ def _issue_client(
     _write_pair(pair, cert, key)
 
 
-def _valid_host(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    """Whether a host a TLS peer is reached at is an IP literal: then it is checked against
+    an IP SAN and sent as no SNI, else against a DNS SAN and sent as SNI."""
     try:
         ipaddress.ip_address(host)
-        return True
     except ValueError:
-        pass
+        return False
+    return True
+
+
+def _valid_host(host: str) -> bool:
+    if is_ip(host):
+        return True
     label = r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
     return len(host) <= 253 and re.fullmatch(rf"{label}(\.{label})*", host) is not None
 

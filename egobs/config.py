@@ -47,14 +47,13 @@ resource errors (file, field path).
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from egobs import ir
-from egobs.certs import ServerTLS, TLSFileError
+from egobs.certs import ServerTLS, TLSFileError, is_ip
 from egobs.gatewayapi.telemetry import SinkAddress, TelemetryDefaults
 from egobs.infra.binding import HostBinding
 from egobs.infra.bootstrap import SINK_CA_SECRET, SINK_CLIENT_SECRET, ProxyTLS, UpstreamTLS
@@ -295,17 +294,9 @@ def telemetry_defaults(config: Config) -> TelemetryDefaults:
         return TelemetryDefaults(sink=None)
     tls = None
     if als.tls is not None:
-        sni = "" if _is_ip(als.host) else als.host
+        sni = "" if is_ip(als.host) else als.host
         tls = ir.TelemetryTLS(SINK_CLIENT_SECRET, SINK_CA_SECRET, sni)
     return TelemetryDefaults(sink=SinkAddress(als.host, als.port, als.log_name, tls=tls))
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def host_binding(config: Config) -> HostBinding:

@@ -38,7 +38,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from egobs import ir
-from egobs.certs import gateway_pair
+from egobs.certs import gateway_pair, is_ip
 from egobs.xds.translate import build_telemetry_cluster
 
 __all__ = [
@@ -235,7 +235,7 @@ def _tls_socket(client_secret: str, ca_secret: str, server_name: str) -> dict[st
             "validation_context_sds_secret_config": {"name": ca_secret},
         },
     }
-    if not _is_ip(server_name):
+    if not is_ip(server_name):
         context["sni"] = server_name
     return {"name": "envoy.transport_sockets.tls", "typed_config": context}
 
@@ -246,7 +246,7 @@ def _tls_secrets(
     """The proxy's certificate and the server's validation, as static secrets: an SDS
     secret config with a name and no source refers to these."""
     pair = gateway_pair(tls.cert_dir, gateway)
-    san_type = "IP_ADDRESS" if _is_ip(server_name) else "DNS"
+    san_type = "IP_ADDRESS" if is_ip(server_name) else "DNS"
     return [
         {
             "name": client_secret,
@@ -265,14 +265,6 @@ def _tls_secrets(
             },
         },
     ]
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _admin_cluster(host: str, port: int) -> dict[str, Any]:
