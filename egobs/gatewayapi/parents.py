@@ -51,7 +51,7 @@ def resolve_parents(
     gateways: dict[tuple[str, str], GatewayState],
     index: Index,
     *,
-    listener_sets: Mapping[tuple[str, str], ListenerSetState] | None = None,
+    listener_sets: Mapping[tuple[str, str], ListenerSetState],
 ) -> list[Parent]:
     """The route's parentRefs to our Gateways and ListenerSets, each with the listeners
     that accept it.
@@ -74,7 +74,7 @@ def resolve_parents(
             out.append(parent)
             selected = gw.own_listeners
             what = f"Gateway {gw.name}"
-        elif pref.kind == "ListenerSet" and listener_sets is not None:
+        elif pref.kind == "ListenerSet":
             lset = listener_sets.get(key)
             if lset is None:
                 continue
