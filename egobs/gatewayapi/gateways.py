@@ -237,12 +237,22 @@ class ListenerState:
 
 def _namespace_allowed(spec: Listener, gw_ns: str, namespace: str, index: Index) -> bool:
     rn = spec.allowed_routes.namespaces
-    if rn.from_ == "All":
+    return _from_namespace(rn.from_, rn.selector, gw_ns, namespace, index)
+
+
+def _from_namespace(
+    from_: str, selector: LabelSelector | None, own: str, namespace: str, index: Index
+) -> bool:
+    """Whether ``namespace`` is allowed by a ``from`` (All, Same: ``own``, Selector: its
+    labels match ``selector``; anything else: none), as allowedRoutes and allowedListeners
+    both say it."""
+    if from_ == "All":
         return True
-    if rn.from_ == "Same":
-        return namespace == gw_ns
-    selector: LabelSelector | None = rn.selector
-    return selector is not None and selector.matches(index.namespace_labels(namespace))
+    if from_ == "Same":
+        return namespace == own
+    if from_ == "Selector":
+        return selector is not None and selector.matches(index.namespace_labels(namespace))
+    return False
 
 
 def _client_validation(gateway: Gateway, port: int) -> FrontendTLSValidation | None:
@@ -738,18 +748,9 @@ def _allows_listener_sets(gw: Gateway, namespace: str, index: Index) -> bool:
     if allowed is None:
         return False
     rn = allowed.namespaces
-    if rn.from_ == "All":
-        return True
-    if rn.from_ == "Same":
-        return namespace == gw.namespace
-    if rn.from_ == "Selector":
-        selector = rn.selector
-        return (
-            selector is not None
-            and selector.problem() is None
-            and selector.matches(index.namespace_labels(namespace))
-        )
-    return False
+    if rn.from_ == "Selector" and rn.selector is not None and rn.selector.problem():
+        return False  # a selector Kubernetes could not build selects nothing
+    return _from_namespace(rn.from_, rn.selector, gw.namespace, namespace, index)
 
 
 def _attach_listener_sets(
