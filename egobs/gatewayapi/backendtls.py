@@ -22,7 +22,7 @@ from typing import Any
 
 from egobs import ir
 from egobs.gatewayapi.certificates import ca_bundle_problem
-from egobs.gatewayapi.status import ACCEPTED, RESOLVED_REFS, Conditions
+from egobs.gatewayapi.status import ACCEPTED, RESOLVED_REFS, Conditions, oldest_first
 from egobs.resources import BackendTLSPolicy, Resources
 from egobs.resources.gatewayapi import LocalObjectReference
 
@@ -63,10 +63,7 @@ class BackendTLSPolicies:
     applies; per policy, what is wrong with it. Built once per translation."""
 
     def __init__(self, resources: Resources) -> None:
-        self._policies = sorted(
-            resources.backend_tls_policies,
-            key=lambda p: (p.metadata.creation_timestamp or "", p.namespace, p.name),
-        )
+        self._policies = sorted(resources.backend_tls_policies, key=oldest_first)
         config_maps = {(c.namespace, c.name): c.data for c in resources.config_maps}
         self._checked: dict[str, _Checked] = {}
         # (ns, service) -> sectionName (None: every port) -> winning policy

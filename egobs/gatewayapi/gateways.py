@@ -737,12 +737,6 @@ R_PARENT_NOT_ACCEPTED = "ParentNotAccepted"
 R_PARENT_NOT_PROGRAMMED = "ParentNotProgrammed"
 
 
-def listener_set_precedence(listener_set: ListenerSet) -> tuple[str, str, str]:
-    """Oldest first, then by namespace/name: the spec's order for merging and conflicts."""
-    ts = listener_set.metadata.creation_timestamp
-    return (str(ts) if ts is not None else "", listener_set.namespace, listener_set.name)
-
-
 def _allows_listener_sets(gw: Gateway, namespace: str, index: Index) -> bool:
     allowed = gw.spec.allowed_listeners
     if allowed is None:

@@ -40,10 +40,6 @@ class CompiledL4Route:
     resolved_issues: tuple[Issue, ...]
 
 
-def precedence(route: L4Route) -> tuple[str, str, str]:
-    return (route.metadata.creation_timestamp or "", route.namespace, route.name)
-
-
 def compile_l4(route: L4Route, backends: Backends) -> CompiledL4Route:
     kind = route.KIND
     name = f"{_PREFIX[kind]}/{route.namespace}/{route.name}/rule/0"

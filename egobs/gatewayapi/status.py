@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from egobs.resources import Resource
+
 # Condition types.
 ACCEPTED = "Accepted"
 PROGRAMMED = "Programmed"
@@ -60,6 +62,12 @@ R_INVALID_KIND = "InvalidKind"
 R_UNSUPPORTED_PROTOCOL_ROUTE = "UnsupportedProtocol"
 # Not in the spec's list; Envoy Gateway uses it and it says exactly what is wrong.
 R_PORT_NOT_SPECIFIED = "PortNotSpecified"
+
+
+def oldest_first(obj: Resource) -> tuple[str, str, str]:
+    """The order in which objects of one kind win a conflict (GEP-713, and the route
+    precedence of the spec): oldest creationTimestamp first, then namespace/name."""
+    return (obj.metadata.creation_timestamp or "", obj.namespace, obj.name)
 
 
 def rfc3339_now() -> str:

@@ -23,16 +23,21 @@ from egobs.gatewayapi.gateways import (
     class_status,
     gateway_status,
     listener_ir,
-    listener_set_precedence,
     listener_set_status,
     process_class,
     process_gateway,
 )
 from egobs.gatewayapi.http import CompiledHTTPRoute, compile_grpc, compile_http, stamp
 from egobs.gatewayapi.index import Index
-from egobs.gatewayapi.l4 import L4Route, attach_l4, compile_l4, precedence
+from egobs.gatewayapi.l4 import L4Route, attach_l4, compile_l4
 from egobs.gatewayapi.parents import describe_dropped, parent_status, resolve_parents
-from egobs.gatewayapi.status import R_UNSUPPORTED_VALUE, Conditions, Issue, rfc3339_now
+from egobs.gatewayapi.status import (
+    R_UNSUPPORTED_VALUE,
+    Conditions,
+    Issue,
+    oldest_first,
+    rfc3339_now,
+)
 from egobs.gatewayapi.telemetry import (
     DEFAULT_TELEMETRY,
     LastGood,
@@ -679,7 +684,7 @@ class _Translation:
                 self.classes[cls.name] = state
                 self.statuses[("GatewayClass", "", cls.name)] = class_status(state, self.conds)
         sets_by_parent: dict[tuple[str, str], list[ListenerSet]] = {}
-        for lset in sorted(self.resources.listener_sets, key=listener_set_precedence):
+        for lset in sorted(self.resources.listener_sets, key=oldest_first):
             ref = lset.spec.parent_ref
             if ref.group == GATEWAY_GROUP and ref.kind == "Gateway":
                 parent = (ref.namespace or lset.namespace, ref.name)
@@ -854,7 +859,7 @@ class _Translation:
             self.sorted_entries[ordinal] = ls.http_entries
 
     def _l4_routes(self, routes: Sequence[L4Route]) -> None:
-        for route in sorted(routes, key=precedence):
+        for route in sorted(routes, key=oldest_first):
             hostnames = tuple(route.spec.hostnames) if isinstance(route, TLSRoute) else None
             parents = resolve_parents(
                 route,
